@@ -53,7 +53,15 @@ void dc_query_free(dc_query *q);
 
 #define DC_ID_MAX 63            /* dc-id: providerId, serviceId, groupId, instanceId */
 #define DC_PARAM_NAME_MAX 64    /* template variable names */
-#define DC_DISPLAY_NAME_MAX 255 /* providerName, serviceName */
+#define DC_DISPLAY_NAME_MAX 255 /* providerName, serviceName, in characters */
+#define DC_ESCAPED_MAX 160      /* buffer for a value quoted in an error message */
+
+/*
+ * Copies src into dst for an error message: printable ASCII is kept, every
+ * other byte and '\\' become \xNN, and a value that does not fit ends in
+ * "...". A NULL src is shown as "(null)". Never pass a secret.
+ */
+void dc_escape_value(char *dst, size_t dst_size, const char *src);
 
 /*
  * Checks a dc-id (1..63 of [A-Za-z0-9._-]). what names the field in the
@@ -68,8 +76,8 @@ dc_status dc_check_id(const char *what, const char *id, dc_error *err);
 dc_status dc_check_state(const char *state, dc_error *err);
 
 /*
- * Checks a display name (providerName, serviceName): 1..255 bytes, no
- * control bytes. Returns DC_OK or DC_ERR_INVALID_ARGUMENT.
+ * Checks a display name (providerName, serviceName): 1..255 characters of
+ * valid UTF-8 without control bytes. Returns DC_OK or DC_ERR_INVALID_ARGUMENT.
  */
 dc_status dc_check_display_name(const char *what, const char *name, dc_error *err);
 
