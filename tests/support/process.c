@@ -92,6 +92,13 @@ static void exec_child(char *const argv[], int log_fd, const ts_proc_user *user,
 	signal(SIGPIPE, SIG_DFL);
 
 	execv(argv[0], argv);
+
+	/* stderr is the log file now; write(2) is safe after fork. */
+	static const char prefix[] = "support: cannot execute ";
+	ssize_t ignored = write(STDERR_FILENO, prefix, sizeof prefix - 1);
+	ignored = write(STDERR_FILENO, argv[0], strlen(argv[0]));
+	ignored = write(STDERR_FILENO, "\n", 1);
+	(void)ignored;
 	_exit(127);
 }
 

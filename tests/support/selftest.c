@@ -18,6 +18,7 @@
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -627,4 +628,205 @@ Test(dnsmasq, invalid_argument_fails)
 	const char *args[] = {"--no-such-option"};
 	cr_assert_null(ts_dnsmasq_start(args, 1));
 	ts_dnsmasq_stop(NULL);
+}
+
+/* Counting listener */
+
+static bool connect_tcp(const char *addr, int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	cr_assert_geq(fd, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	cr_assert_eq(inet_pton(AF_INET, addr, &sa.sin_addr), 1);
+	bool ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+	close(fd);
+	return ok;
+}
+
+Test(listener, counts_connections)
+{
+	ts_listener *l = ts_listener_start("127.0.0.2");
+	cr_assert_not_null(l);
+	cr_assert_eq(ts_listener_accepted(l), 0);
+
+	cr_assert(connect_tcp("127.0.0.2", ts_listener_port(l)));
+	cr_assert(connect_tcp("127.0.0.2", ts_listener_port(l)));
+	long long start = now_ms();
+	while (ts_listener_accepted(l) < 2 && now_ms() - start < 5000)
+		usleep(5000);
+	cr_assert_eq(ts_listener_accepted(l), 2);
+	ts_listener_stop(l);
+}
+
+Test(listener, invalid_address)
+{
+	cr_assert_null(ts_listener_start("not-an-address"));
+	cr_assert_null(ts_listener_start(NULL));
+	/* 192.0.2.1 is not a local address, so bind fails. */
+	cr_assert_null(ts_listener_start("192.0.2.1"));
+	ts_listener_stop(NULL);
+}
+
+/* Redis */
+
+static redisReply *redis_command(int port, const char *cmd)
+{
+	redisContext *c = redisConnect("127.0.0.1", port);
+	cr_assert_not_null(c);
+	cr_assert_eq(c->err, 0, "hiredis: %s", c->errstr);
+	redisReply *reply = redisCommand(c, cmd);
+	redisFree(c);
+	return reply;
+}
+
+Test(redis, ping_answers_pong)
+{
+	ts_redis *r = ts_redis_start(false);
+	cr_assert_not_null(r);
+	redisReply *reply = redis_command(ts_redis_port(r), "PING");
+	cr_assert_not_null(reply);
+	cr_assert_eq(reply->type, REDIS_REPLY_STATUS);
+	cr_assert_str_eq(reply->str, "PONG");
+	freeReplyObject(reply);
+	ts_redis_stop(r);
+	ts_redis_stop(NULL);
+}
+
+static void check_redis_restart(bool aof)
+{
+	ts_redis *r = ts_redis_start(aof);
+	cr_assert_not_null(r);
+	int port = ts_redis_port(r);
+	freeReplyObject(redis_command(port, "SET selftest:key kept"));
+
+	cr_assert(ts_redis_restart(r));
+	cr_assert_eq(ts_redis_port(r), port);
+	redisReply *reply = redis_command(port, "GET selftest:key");
+	cr_assert_not_null(reply);
+	cr_assert_eq(reply->type, REDIS_REPLY_STRING, "key lost after restart");
+	cr_assert_str_eq(reply->str, "kept");
+	freeReplyObject(reply);
+	ts_redis_stop(r);
+}
+
+Test(redis, restart_keeps_data)
+{
+	check_redis_restart(false);
+}
+
+Test(redis, aof_crash_keeps_data)
+{
+	check_redis_restart(true);
+}
+
+/* PostgreSQL */
+
+static PGresult *pg_exec(const char *conninfo, const char *sql, ExecStatusType expected)
+{
+	PGconn *conn = PQconnectdb(conninfo);
+	cr_assert_eq(PQstatus(conn), CONNECTION_OK, "libpq: %s", PQerrorMessage(conn));
+	PGresult *res = PQexec(conn, sql);
+	cr_assert_eq(PQresultStatus(res), expected, "%s: %s", sql, PQerrorMessage(conn));
+	PQfinish(conn);
+	return res;
+}
+
+Test(postgres, select_one_and_restart)
+{
+	ts_postgres *p = ts_postgres_start();
+	cr_assert_not_null(p);
+	const char *conninfo = ts_postgres_conninfo(p);
+	char expected[128];
+	snprintf(expected, sizeof expected, "host=127.0.0.1 port=%d user=postgres dbname=postgres", ts_postgres_port(p));
+	cr_assert_str_eq(conninfo, expected);
+
+	PGresult *res = pg_exec(conninfo, "SELECT 1", PGRES_TUPLES_OK);
+	cr_assert_str_eq(PQgetvalue(res, 0, 0), "1");
+	PQclear(res);
+	PQclear(pg_exec(conninfo, "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('row')", PGRES_COMMAND_OK));
+
+	int port = ts_postgres_port(p);
+	cr_assert(ts_postgres_restart(p));
+	cr_assert_eq(ts_postgres_port(p), port);
+	res = pg_exec(ts_postgres_conninfo(p), "SELECT v FROM kept", PGRES_TUPLES_OK);
+	cr_assert_eq(PQntuples(res), 1);
+	cr_assert_str_eq(PQgetvalue(res, 0, 0), "row");
+	PQclear(res);
+	ts_postgres_stop(p);
+	ts_postgres_stop(NULL);
+}
+
+Test(postgres, missing_bindir_fails)
+{
+	setenv("DC_TEST_PG_BINDIR", "/nonexistent/pg/bin", 1);
+	cr_assert_null(ts_postgres_start());
+}
+
+/* Child processes die with the test */
+
+typedef enum server_kind { SERVER_REDIS, SERVER_POSTGRES } server_kind;
+
+/* What the forked process reports about the server it started. */
+typedef struct started_server {
+	int port;
+	char dir[256];
+} started_server;
+
+/*
+ * Start a server in a forked process that exits without stopping it, and
+ * return the server's port and directory once that process has been reaped.
+ */
+static started_server start_in_exiting_process(server_kind kind)
+{
+	int fds[2];
+	cr_assert_eq(pipe(fds), 0);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		started_server info = {.port = -1};
+		if (kind == SERVER_REDIS) {
+			ts_redis *r = ts_redis_start(false);
+			if (r != NULL) {
+				info.port = ts_redis_port(r);
+				snprintf(info.dir, sizeof info.dir, "%s", ts_redis_dir(r));
+			}
+		} else {
+			ts_postgres *p = ts_postgres_start();
+			if (p != NULL) {
+				info.port = ts_postgres_port(p);
+				snprintf(info.dir, sizeof info.dir, "%s", ts_postgres_dir(p));
+			}
+		}
+		ssize_t n = write(fds[1], &info, sizeof info);
+		_exit(n == (ssize_t)sizeof info ? 0 : 1);
+	}
+	close(fds[1]);
+	started_server info = {.port = -1};
+	cr_assert_eq(read(fds[0], &info, sizeof info), (ssize_t)sizeof info);
+	close(fds[0]);
+	int status = 0;
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert_gt(info.port, 0);
+	return info;
+}
+
+static void check_server_dies_with_parent(server_kind kind)
+{
+	started_server info = start_in_exiting_process(kind);
+	long long start = now_ms();
+	while (connect_tcp("127.0.0.1", info.port) && now_ms() - start < 5000)
+		usleep(20000);
+	bool alive = connect_tcp("127.0.0.1", info.port);
+	ts_rmtree(info.dir);
+	cr_assert_not(alive, "server on port %d outlived its parent", info.port);
+}
+
+Test(process, redis_dies_with_parent)
+{
+	check_server_dies_with_parent(SERVER_REDIS);
+}
+
+Test(process, postgres_dies_with_parent)
+{
+	check_server_dies_with_parent(SERVER_POSTGRES);
 }

@@ -210,6 +210,9 @@ ts_redis *ts_redis_start(bool aof);
 /* Return Redis's port. */
 int ts_redis_port(const ts_redis *r);
 
+/* Return Redis's working directory (AOF, snapshot and redis.log). */
+const char *ts_redis_dir(const ts_redis *r);
+
 /*
  * Restart Redis on the same port and directory, keeping the data. With AOF
  * the server is killed with SIGKILL, as in a crash, and replays its AOF;
@@ -239,6 +242,9 @@ const char *ts_postgres_conninfo(const ts_postgres *p);
 
 /* Return PostgreSQL's port. */
 int ts_postgres_port(const ts_postgres *p);
+
+/* Return the directory with data/, the Unix socket and postgres.log. */
+const char *ts_postgres_dir(const ts_postgres *p);
 
 /*
  * Stop PostgreSQL with a fast shutdown and start it again on the same port
