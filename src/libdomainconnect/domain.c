@@ -15,6 +15,7 @@
  * publicsuffix package, so a suffix added later is split as an unknown one.
  */
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -292,5 +293,86 @@ dc_status dc_split_domain(const char *domain, char **zone, char **host, dc_error
 out:
 	free(trimmed);
 	free(ace);
+	return st;
+}
+
+dc_status dc_normalize_zone(const char *domain, char **out, dc_error *err)
+{
+	char *zone = NULL;
+	char *host = NULL;
+
+	*out = NULL;
+	dc_status st = dc_split_domain(domain, &zone, &host, err);
+	if (st != DC_OK)
+		return st;
+
+	if (host[0] != '\0') {
+		char shown[DC_ESCAPED_MAX];
+
+		dc_escape_value(shown, sizeof(shown), domain);
+		st = dc_fail(err, DC_ERR_INVALID_ARGUMENT,
+		             "domain \"%s\" is not a zone: pass the zone \"%s\" and the host \"%s\"",
+		             shown, zone, host);
+		free(zone);
+		free(host);
+		return st;
+	}
+	free(host);
+	*out = zone;
+	return DC_OK;
+}
+
+dc_status dc_normalize_host(const char *zone, const char *host, char **out, dc_error *err)
+{
+	char *full = NULL;
+	char *split_zone = NULL;
+	char *split_host = NULL;
+	char shown[DC_ESCAPED_MAX];
+	dc_status st;
+
+	*out = NULL;
+	if (host == NULL || host[0] == '\0') {
+		*out = strdup("");
+		return *out != NULL ? DC_OK : dc_fail(err, DC_ERR_NOMEM, "out of memory");
+	}
+
+	dc_escape_value(shown, sizeof(shown), host);
+	if (strlen(host) > DOMAIN_INPUT_MAX || zone == NULL)
+		return dc_fail(err, DC_ERR_INVALID_ARGUMENT, "host \"%s\" is invalid", shown);
+
+	/* A host is written without a trailing dot, so one here would hide an empty label. */
+	size_t len = strlen(host);
+	if (host[len - 1] == '.' || host[0] == ' ' || host[len - 1] == ' ')
+		return dc_fail(err, DC_ERR_INVALID_ARGUMENT,
+		               "host \"%s\" is invalid: give labels without surrounding dots or spaces",
+		               shown);
+
+	if (asprintf(&full, "%s.%s", host, zone) < 0) {
+		full = NULL;
+		st = dc_fail(err, DC_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+
+	st = dc_split_domain(full, &split_zone, &split_host, err);
+	if (st != DC_OK) {
+		/* Name the host, since the caller never wrote the joined name. */
+		if (err != NULL)
+			dc_fail(err, st, "host \"%s\" is invalid: %s", shown, err->message);
+		goto out;
+	}
+
+	/* The host must not change the zone, as "co" would for the zone "uk". */
+	if (strcmp(split_zone, zone) != 0 || split_host[0] == '\0') {
+		st = dc_fail(err, DC_ERR_INVALID_ARGUMENT,
+		             "host \"%s\" does not belong to the zone \"%s\"", shown, zone);
+		goto out;
+	}
+	*out = split_host;
+	split_host = NULL;
+
+out:
+	free(full);
+	free(split_zone);
+	free(split_host);
 	return st;
 }

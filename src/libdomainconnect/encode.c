@@ -158,3 +158,32 @@ void dc_query_free(dc_query *q)
 	free(q->buf);
 	free(q);
 }
+
+char *dc_build_url(const char *base, const char *path, const dc_query *q)
+{
+	size_t base_len = strlen(base);
+	if (base_len > 0 && base[base_len - 1] == '/')
+		base_len--;
+
+	size_t path_len = strlen(path);
+	size_t query_len = dc_query_len(q);
+	if (path_len > SIZE_MAX / 4 || query_len > SIZE_MAX / 4 || base_len > SIZE_MAX / 4)
+		return NULL;
+
+	char *url = malloc(base_len + path_len + query_len + 2);
+	if (url == NULL)
+		return NULL;
+
+	char *p = url;
+	memcpy(p, base, base_len);
+	p += base_len;
+	memcpy(p, path, path_len);
+	p += path_len;
+	if (query_len > 0) {
+		*p++ = '?';
+		memcpy(p, dc_query_str(q), query_len);
+		p += query_len;
+	}
+	*p = '\0';
+	return url;
+}

@@ -49,6 +49,14 @@ size_t dc_query_len(const dc_query *q);
 /* Frees q. Accepts NULL. */
 void dc_query_free(dc_query *q);
 
+/*
+ * Builds base + path + "?" + query into a malloc'd string. One trailing '/'
+ * of base is dropped so "https://api.example/" + "/v2/..." has one slash.
+ * path is appended as given, so the caller encodes its segments. The '?' is
+ * left out when q is NULL or empty. Returns NULL on ENOMEM.
+ */
+char *dc_build_url(const char *base, const char *path, const dc_query *q);
+
 /* ---- Syntax checks (params.c) -------------------------------------------- */
 
 #define DC_ID_MAX 63            /* dc-id: providerId, serviceId, groupId, instanceId */
@@ -80,6 +88,35 @@ dc_status dc_check_state(const char *state, dc_error *err);
  * valid UTF-8 without control bytes. Returns DC_OK or DC_ERR_INVALID_ARGUMENT.
  */
 dc_status dc_check_display_name(const char *what, const char *name, dc_error *err);
+
+/*
+ * Checks template variables: every name with dc_check_param_name, no name
+ * twice, no NULL value. Returns DC_OK or DC_ERR_INVALID_ARGUMENT.
+ */
+dc_status dc_check_params(const dc_param *params, size_t count, dc_error *err);
+
+/*
+ * Checks a redirect_uri: an absolute URI (scheme ":" rest) of printable
+ * ASCII without a fragment, at most 2048 bytes. Returns DC_OK or
+ * DC_ERR_INVALID_ARGUMENT.
+ */
+dc_status dc_check_redirect_uri(const char *uri, dc_error *err);
+
+/* ---- Domains (domain.c) -------------------------------------------------- */
+
+/*
+ * Normalizes a host relative to zone (as dc_split_domain does for a full
+ * name) into *out, malloc'd. NULL or "" is the apex and gives "". Fails
+ * with DC_ERR_INVALID_ARGUMENT when host.zone is not a valid name or does
+ * not split back into zone and a host.
+ */
+dc_status dc_normalize_host(const char *zone, const char *host, char **out, dc_error *err);
+
+/*
+ * Checks that domain is a zone (a registrable domain, no host labels) and
+ * stores its normalized form in *out, malloc'd.
+ */
+dc_status dc_normalize_zone(const char *domain, char **out, dc_error *err);
 
 /* ---- URLs (settings.c) --------------------------------------------------- */
 

@@ -7,6 +7,7 @@
  * VSCHAR (0x20..0x7E). Every check runs before a URL is built or a request
  * is sent, so a bad input never reaches a provider.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -202,5 +203,75 @@ dc_status dc_check_display_name(const char *what, const char *name, dc_error *er
 		return dc_fail(err, DC_ERR_INVALID_ARGUMENT,
 		               "%s \"%s\" is %ld characters long: the maximum is %d", what, shown,
 		               chars, DC_DISPLAY_NAME_MAX);
+	return DC_OK;
+}
+
+dc_status dc_check_params(const dc_param *params, size_t count, dc_error *err)
+{
+	if (count > 0 && params == NULL)
+		return dc_fail(err, DC_ERR_INVALID_ARGUMENT, "template variables are missing");
+
+	for (size_t i = 0; i < count; i++) {
+		dc_status st = dc_check_param_name(params[i].name, err);
+		if (st != DC_OK)
+			return st;
+
+		char shown[DC_ESCAPED_MAX];
+		dc_escape_value(shown, sizeof(shown), params[i].name);
+		if (params[i].value == NULL)
+			return dc_fail(err, DC_ERR_INVALID_ARGUMENT,
+			               "template variable \"%s\" has no value: pass \"\" for an empty one",
+			               shown);
+
+		/* Quadratic, but templates have a handful of variables. */
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(params[i].name, params[j].name) == 0)
+				return dc_fail(err, DC_ERR_INVALID_ARGUMENT,
+				               "template variable \"%s\" is given twice: pass it once", shown);
+		}
+	}
+	return DC_OK;
+}
+
+/* Longest redirect_uri accepted. */
+#define REDIRECT_URI_MAX 2048
+
+dc_status dc_check_redirect_uri(const char *uri, dc_error *err)
+{
+	char shown[DC_ESCAPED_MAX];
+
+	if (uri == NULL || uri[0] == '\0')
+		return dc_fail(err, DC_ERR_INVALID_ARGUMENT, "redirect_uri is missing or empty");
+
+	dc_escape_value(shown, sizeof(shown), uri);
+	if (strlen(uri) > REDIRECT_URI_MAX)
+		return dc_fail(err, DC_ERR_INVALID_ARGUMENT, "redirect_uri \"%s\" is longer than %d bytes",
+		               shown, REDIRECT_URI_MAX);
+
+	/* scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), then ':' (RFC 3986). */
+	size_t i = 0;
+	bool scheme_ok = isalpha((unsigned char)uri[0]);
+	while (scheme_ok && uri[i] != ':' && uri[i] != '\0') {
+		unsigned char c = (unsigned char)uri[i];
+
+		scheme_ok = is_alnum(c) || c == '+' || c == '-' || c == '.';
+		i++;
+	}
+	if (!scheme_ok || uri[i] != ':' || uri[i + 1] == '\0')
+		return dc_fail(err, DC_ERR_INVALID_ARGUMENT,
+		               "redirect_uri \"%s\" is not an absolute URI: start it with a scheme "
+		               "such as https://",
+		               shown);
+
+	for (const unsigned char *p = (const unsigned char *)uri; *p != '\0'; p++) {
+		if (*p <= 0x20 || *p >= 0x7f)
+			return dc_fail(err, DC_ERR_INVALID_ARGUMENT,
+			               "redirect_uri \"%s\" contains whitespace, a control byte or "
+			               "non-ASCII: percent-encode it",
+			               shown);
+	}
+	if (strchr(uri, '#') != NULL)
+		return dc_fail(err, DC_ERR_INVALID_ARGUMENT,
+		               "redirect_uri \"%s\" has a fragment, which OAuth does not allow", shown);
 	return DC_OK;
 }
