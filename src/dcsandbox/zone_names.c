@@ -1,0 +1,409 @@
+/*
+ * Variable substitution and name handling for the zone engine, and the
+ * syntax checks of owner names, targets, addresses, URLs and RR types.
+ */
+#include "zone_internal.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* A growing string; `failed` is set once an allocation fails. */
+typedef struct text_buffer {
+	char *text;
+	size_t length;
+	size_t capacity;
+	bool failed;
+} text_buffer;
+
+static void buffer_append(text_buffer *buffer, const char *bytes, size_t count)
+{
+	if (buffer->failed)
+		return;
+
+	if (buffer->length + count + 1 > buffer->capacity) {
+		size_t capacity = buffer->capacity == 0 ? 64 : buffer->capacity;
+		while (capacity < buffer->length + count + 1)
+			capacity *= 2;
+		char *text = realloc(buffer->text, capacity);
+		if (text == NULL) {
+			buffer->failed = true;
+			return;
+		}
+		buffer->text = text;
+		buffer->capacity = capacity;
+	}
+	memcpy(buffer->text + buffer->length, bytes, count);
+	buffer->length += count;
+	buffer->text[buffer->length] = '\0';
+}
+
+static void buffer_append_text(text_buffer *buffer, const char *text)
+{
+	buffer_append(buffer, text, strlen(text));
+}
+
+/* Store the fully qualified name of the applied host ([host.]domain) in BUFFER. */
+static void append_fqdn(text_buffer *buffer, const zone_subst *subst)
+{
+	if (subst->host[0] != '\0') {
+		buffer_append_text(buffer, subst->host);
+		buffer_append(buffer, ".", 1);
+	}
+	buffer_append_text(buffer, subst->domain);
+}
+
+/* Append the value of variable NAME to BUFFER; false when it has none. */
+static bool append_variable(text_buffer *buffer, const zone_subst *subst, const char *name)
+{
+	if (strcmp(name, "fqdn") == 0) {
+		append_fqdn(buffer, subst);
+		return true;
+	}
+	if (strcmp(name, "domain") == 0) {
+		buffer_append_text(buffer, subst->domain);
+		return true;
+	}
+	if (strcmp(name, "host") == 0) {
+		buffer_append_text(buffer, subst->host);
+		return true;
+	}
+
+	const json_t *value = subst->params != NULL ? json_object_get(subst->params, name) : NULL;
+	if (!json_is_string(value))
+		return false;
+	buffer_append(buffer, json_string_value(value), json_string_length(value));
+	return true;
+}
+
+zone_status zone_substitute(const zone_subst *subst, const char *input,
+	const char *field, char **out, zone_error *err)
+{
+	text_buffer buffer = { 0 };
+	zone_status status = ZONE_OK;
+
+	*out = NULL;
+	buffer_append(&buffer, "", 0);
+
+	/* Values are inserted as they are and never scanned for '%' again. */
+	const char *cursor = input;
+	while (*cursor != '\0') {
+		const char *open = strchr(cursor, '%');
+		if (open == NULL) {
+			buffer_append_text(&buffer, cursor);
+			break;
+		}
+		buffer_append(&buffer, cursor, (size_t)(open - cursor));
+
+		const char *close = strchr(open + 1, '%');
+		if (close == NULL) {
+			status = zone_fail(err, ZONE_ERR_INVALID_TEMPLATE,
+				"unpaired '%%' in %s: \"%s\"", field, input);
+			goto out;
+		}
+
+		char *name = strndup(open + 1, (size_t)(close - open - 1));
+		if (name == NULL) {
+			status = zone_fail(err, ZONE_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		bool found = append_variable(&buffer, subst, name);
+		if (!found)
+			status = zone_fail(err, ZONE_ERR_MISSING_PARAMETER,
+				"no value for variable \"%s\" in %s", name, field);
+		free(name);
+		if (!found)
+			goto out;
+
+		cursor = close + 1;
+	}
+
+	if (buffer.failed) {
+		status = zone_fail(err, ZONE_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	*out = buffer.text;
+	buffer.text = NULL;
+out:
+	free(buffer.text);
+	return status;
+}
+
+/* Replace *TEXT with a copy of REPLACEMENT. */
+static zone_status replace_text(char **text, const char *replacement, zone_error *err)
+{
+	char *copy = strdup(replacement);
+	if (copy == NULL)
+		return zone_fail(err, ZONE_ERR_NOMEM, "out of memory");
+	free(*text);
+	*text = copy;
+	return ZONE_OK;
+}
+
+/* Make the fully qualified NAME (ending in '.') relative to DOMAIN when it is inside it. */
+static zone_status strip_domain(char **name, const char *domain, zone_error *err)
+{
+	size_t name_len = strlen(*name);
+	size_t domain_len = strlen(domain);
+
+	/* NAME is "<domain>." exactly: the apex. */
+	if (name_len == domain_len + 1 && strncmp(*name, domain, domain_len) == 0)
+		return replace_text(name, "@", err);
+
+	/* NAME is "<labels>.<domain>.": keep "<labels>". */
+	if (name_len > domain_len + 2) {
+		const char *tail = *name + name_len - domain_len - 1;
+		if (tail[-1] == '.' && strncmp(tail, domain, domain_len) == 0) {
+			(*name)[name_len - domain_len - 2] = '\0';
+			return ZONE_OK;
+		}
+	}
+
+	/* A name outside the domain keeps its final dot and fails the syntax check. */
+	return ZONE_OK;
+}
+
+zone_status zone_resolve_name(const zone_subst *subst, const char *input,
+	const char *field, char **out, zone_error *err)
+{
+	char *name = NULL;
+	zone_status status = zone_substitute(subst, input, field, &name, err);
+	if (status != ZONE_OK)
+		return status;
+	zone_lower(name);
+
+	if (zone_name_is_apex(name)) {
+		status = replace_text(&name, subst->host[0] != '\0' ? subst->host : "@", err);
+	} else if (name[strlen(name) - 1] == '.') {
+		status = strip_domain(&name, subst->domain, err);
+	} else if (subst->host[0] != '\0') {
+		text_buffer buffer = { 0 };
+		buffer_append_text(&buffer, name);
+		buffer_append(&buffer, ".", 1);
+		buffer_append_text(&buffer, subst->host);
+		if (buffer.failed) {
+			free(buffer.text);
+			status = zone_fail(err, ZONE_ERR_NOMEM, "out of memory");
+		} else {
+			free(name);
+			name = buffer.text;
+		}
+	}
+
+	if (status != ZONE_OK) {
+		free(name);
+		return status;
+	}
+	*out = name;
+	return ZONE_OK;
+}
+
+zone_status zone_resolve_target(const zone_subst *subst, const char *input,
+	const char *field, char **out, zone_error *err)
+{
+	char *target = NULL;
+	zone_status status = zone_substitute(subst, input, field, &target, err);
+	if (status != ZONE_OK)
+		return status;
+
+	if (strcmp(target, "@") == 0) {
+		text_buffer buffer = { 0 };
+		append_fqdn(&buffer, subst);
+		free(target);
+		if (buffer.failed) {
+			free(buffer.text);
+			return zone_fail(err, ZONE_ERR_NOMEM, "out of memory");
+		}
+		target = buffer.text;
+	}
+	*out = target;
+	return ZONE_OK;
+}
+
+/* True when TEXT is one or more decimal digits and nothing else. */
+static bool is_digits(const char *text)
+{
+	if (*text == '\0')
+		return false;
+	for (; *text != '\0'; text++) {
+		if (!isdigit((unsigned char)*text))
+			return false;
+	}
+	return true;
+}
+
+/* True when TEXT is exactly one "%name%" with a non-empty name. */
+static bool is_single_variable(const char *text)
+{
+	size_t length = strlen(text);
+	if (length < 3 || text[0] != '%' || text[length - 1] != '%')
+		return false;
+	return memchr(text + 1, '%', length - 2) == NULL;
+}
+
+zone_status zone_resolve_int(const zone_subst *subst, const json_t *value,
+	const char *field, long min, long max, long *out, zone_error *err)
+{
+	if (json_is_integer(value)) {
+		json_int_t number = json_integer_value(value);
+		if (number < min || number > max)
+			return zone_fail(err, ZONE_ERR_INVALID_DATA,
+				"%s %lld is outside %ld..%ld", field, (long long)number, min, max);
+		*out = (long)number;
+		return ZONE_OK;
+	}
+	if (!json_is_string(value))
+		return zone_fail(err, ZONE_ERR_INVALID_DATA,
+			"%s must be an integer or a single %%variable%%", field);
+
+	const char *raw = json_string_value(value);
+	char *resolved = NULL;
+	if (is_digits(raw)) {
+		resolved = strdup(raw);
+		if (resolved == NULL)
+			return zone_fail(err, ZONE_ERR_NOMEM, "out of memory");
+	} else if (is_single_variable(raw)) {
+		zone_status status = zone_substitute(subst, raw, field, &resolved, err);
+		if (status != ZONE_OK)
+			return status;
+	} else {
+		return zone_fail(err, ZONE_ERR_INVALID_DATA,
+			"%s \"%s\" must be an integer or a single %%variable%%", field, raw);
+	}
+
+	zone_status status = ZONE_OK;
+	char *end = NULL;
+	errno = 0;
+	long number = is_digits(resolved) ? strtol(resolved, &end, 10) : -1;
+	if (!is_digits(resolved) || errno != 0 || number < min || number > max)
+		status = zone_fail(err, ZONE_ERR_INVALID_DATA,
+			"%s \"%s\" is not an integer from %ld to %ld", field, resolved, min, max);
+	else
+		*out = number;
+	free(resolved);
+	return status;
+}
+
+/* True when LABEL (LENGTH bytes) is a valid DNS label, or "*" with ALLOW_STAR. */
+static bool valid_label(const char *label, size_t length, bool allow_star)
+{
+	if (allow_star && length == 1 && label[0] == '*')
+		return true;
+	if (length == 0 || length > ZONE_LABEL_MAX)
+		return false;
+	if (label[0] == '-' || label[length - 1] == '-')
+		return false;
+	for (size_t i = 0; i < length; i++) {
+		unsigned char c = (unsigned char)label[i];
+		if (!isalnum(c) && c != '-' && c != '_')
+			return false;
+	}
+	return true;
+}
+
+/* True when every label of NAME (LENGTH bytes) is valid; a '*' only first with ALLOW_STAR. */
+static bool valid_labels(const char *name, size_t length, bool allow_star)
+{
+	const char *end = name + length;
+	const char *label = name;
+	bool first = true;
+
+	for (;;) {
+		const char *dot = memchr(label, '.', (size_t)(end - label));
+		const char *label_end = dot != NULL ? dot : end;
+		if (!valid_label(label, (size_t)(label_end - label), allow_star && first))
+			return false;
+		if (dot == NULL)
+			return true;
+		label = dot + 1;
+		first = false;
+	}
+}
+
+bool zone_valid_owner(const char *name, bool allow_apex)
+{
+	if (zone_name_is_apex(name))
+		return allow_apex;
+
+	size_t length = strlen(name);
+	return length <= ZONE_NAME_MAX && valid_labels(name, length, true);
+}
+
+bool zone_valid_target(const char *name)
+{
+	size_t length = strlen(name);
+	if (length > ZONE_NAME_MAX)
+		return false;
+	if (length > 0 && name[length - 1] == '.')
+		length--;
+	return length > 0 && valid_labels(name, length, false);
+}
+
+bool zone_valid_address(const char *text, int family)
+{
+	unsigned char address[16];
+	return inet_pton(family == 6 ? AF_INET6 : AF_INET, text, address) == 1;
+}
+
+/* True when AUTHORITY (LENGTH bytes) is host[:port] with a valid host name. */
+static bool valid_authority(const char *authority, size_t length)
+{
+	char host[ZONE_NAME_MAX + 1];
+	const char *colon = memchr(authority, ':', length);
+	size_t host_length = colon != NULL ? (size_t)(colon - authority) : length;
+
+	if (colon != NULL) {
+		char port[8];
+		size_t port_length = length - host_length - 1;
+		if (port_length == 0 || port_length >= sizeof(port))
+			return false;
+		memcpy(port, colon + 1, port_length);
+		port[port_length] = '\0';
+		if (!is_digits(port) || strtol(port, NULL, 10) < 1 || strtol(port, NULL, 10) > 65535)
+			return false;
+	}
+	if (host_length == 0 || host_length > ZONE_NAME_MAX)
+		return false;
+	memcpy(host, authority, host_length);
+	host[host_length] = '\0';
+	return zone_valid_target(host);
+}
+
+bool zone_valid_url(const char *text)
+{
+	const char *rest;
+	if (strncasecmp(text, "http://", 7) == 0)
+		rest = text + 7;
+	else if (strncasecmp(text, "https://", 8) == 0)
+		rest = text + 8;
+	else
+		return false;
+
+	for (const char *p = text; *p != '\0'; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c <= 0x20 || c >= 0x7f)
+			return false;
+	}
+
+	/* User info in a redirect target is refused: it hides the real host. */
+	size_t authority_length = strcspn(rest, "/?#");
+	if (memchr(rest, '@', authority_length) != NULL)
+		return false;
+	return valid_authority(rest, authority_length);
+}
+
+bool zone_valid_type_syntax(const char *type)
+{
+	size_t length = strlen(type);
+	if (length == 0 || length > ZONE_LABEL_MAX || !isalnum((unsigned char)type[0]))
+		return false;
+	for (size_t i = 1; i < length; i++) {
+		unsigned char c = (unsigned char)type[i];
+		if (!isalnum(c) && c != '-')
+			return false;
+	}
+	return true;
+}
