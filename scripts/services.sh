@@ -7,7 +7,7 @@
 #   scripts/services.sh stop DIR     stop them and remove DIR
 #   scripts/services.sh status DIR   print each service's state
 #
-# DIR/env holds shell "export" lines: DC_TEST_REDIS_URL, DC_TEST_REDIS_PORT,
+# DIR/env contains shell "export" lines: DC_TEST_REDIS_URL, DC_TEST_REDIS_PORT,
 # DC_TEST_PG_CONNINFO, DC_TEST_DNS_SERVERS, DC_TEST_HTTPS_URL,
 # DC_TEST_CA_FILE and DC_TEST_*_PID. Load it with ". DIR/env".
 #
@@ -113,7 +113,7 @@ stop_all() {
 }
 
 # Record a service right after its launch, so that an interrupted start
-# still stops it; a later line for the same name replaces an earlier one.
+# still stops it. A later line for the same name replaces an earlier one.
 record() {
 	echo "$1 $2 $3" >>"$dir/pids"
 }
@@ -143,9 +143,9 @@ wait_ready() {
 # service's pid.
 
 start_redis() {
-	local port attempt
+	local port
 	mkdir -p "$dir/redis"
-	for attempt in 1 2 3; do
+	for _ in 1 2 3; do
 		port=$(free_port)
 		setsid redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
 			--daemonize no --dir "$dir/redis" >"$dir/redis.log" 2>&1 </dev/null &
@@ -175,12 +175,16 @@ pg_bindir() {
 }
 
 start_postgres() {
-	local bindir port attempt as_pg
+	local bindir port as_pg
 	bindir=$(pg_bindir)
-	[ -x "$bindir/initdb" ] && [ -x "$bindir/postgres" ] ||
-		{ echo "services.sh: PostgreSQL binaries not found in '$bindir'; install postgresql or set DC_TEST_PG_BINDIR" >&2; return 1; }
-	id postgres >/dev/null 2>&1 ||
-		{ echo "services.sh: user postgres not found; install the postgresql package" >&2; return 1; }
+	if [ ! -x "$bindir/initdb" ] || [ ! -x "$bindir/postgres" ]; then
+		echo "services.sh: PostgreSQL binaries not found in '$bindir'; install postgresql or set DC_TEST_PG_BINDIR" >&2
+		return 1
+	fi
+	if ! id postgres >/dev/null 2>&1; then
+		echo "services.sh: user postgres not found; install the postgresql package" >&2
+		return 1
+	fi
 	as_pg=(setpriv --reuid=postgres --regid=postgres --init-groups)
 
 	mkdir -p "$dir/pg"
@@ -199,7 +203,7 @@ start_postgres() {
 		fi
 	fi
 
-	for attempt in 1 2 3; do
+	for _ in 1 2 3; do
 		port=$(free_port)
 		setsid "${as_pg[@]}" "$bindir/postgres" -D "$dir/pg/data" -p "$port" -k "$dir/pg" \
 			-c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
@@ -219,11 +223,11 @@ start_postgres() {
 }
 
 start_dnsmasq() {
-	local port attempt extra=()
+	local port extra=()
 	if [ -n "${DC_SERVICES_DNSMASQ_ARGS:-}" ]; then
 		read -r -a extra <<<"$DC_SERVICES_DNSMASQ_ARGS"
 	fi
-	for attempt in 1 2 3; do
+	for _ in 1 2 3; do
 		port=$(free_port)
 		setsid dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
 			--listen-address=127.0.0.1 --bind-interfaces --port="$port" --user=root \
@@ -309,6 +313,18 @@ check_ours() {
 	fi
 }
 
+# Runs when start exits early: stops what was started and keeps the status.
+on_start_exit() {
+	local status=$?
+	trap - EXIT INT TERM
+	if [ $status -ne 0 ]; then
+		echo "services.sh: start failed; stopping the services started so far" >&2
+		stop_all "$dir"
+		rm -f "$dir/env"
+	fi
+	exit $status
+}
+
 cmd_start() {
 	check_ours "$dir"
 	if [ -f "$dir/env" ] && all_running "$dir"; then
@@ -330,9 +346,7 @@ cmd_start() {
 	: >"$dir/pids"
 
 	# From here on, any failure or interruption stops what was started.
-	trap 'status=$?; trap - EXIT INT TERM; if [ $status -ne 0 ]; then
-		echo "services.sh: start failed; stopping the services started so far" >&2
-		stop_all "$dir"; rm -f "$dir/env"; fi; exit $status' EXIT
+	trap on_start_exit EXIT
 	trap 'exit 130' INT TERM
 
 	start_redis || exit 1
@@ -351,7 +365,7 @@ cmd_stop() {
 		echo "services.sh: $dir does not exist; nothing to stop"
 		return 0
 	fi
-	[ -f "$dir/$marker" ] || die "$dir was not created by services.sh; not touching it"
+	[ -f "$dir/$marker" ] || die "$dir was not created by services.sh, so it is left alone"
 	stop_all "$dir"
 	rm -rf "$dir"
 	echo "services.sh: stopped the services and removed $dir"

@@ -1,4 +1,4 @@
-/* dnsmasq on 127.0.0.1 and a free port, answering only what the test defines. */
+/* dnsmasq on 127.0.0.1 and a free port, resolving only the names the test defines. */
 #include "support/support.h"
 #include "process.h"
 

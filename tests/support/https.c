@@ -1,6 +1,6 @@
 /*
  * A programmable HTTPS server for tests, built on libmicrohttpd with one
- * thread per connection: a handler that delays or trickles its answer only
+ * thread per connection: a handler that delays or trickles its response only
  * holds up its own connection.
  */
 #include "support/support.h"
@@ -249,7 +249,7 @@ static struct MHD_Response *make_body(ts_https *s, const ts_response *out)
 	return resp;
 }
 
-/* Build the libmicrohttpd response from the handler's answer. */
+/* Build the libmicrohttpd response from the handler's ts_response. */
 static struct MHD_Response *make_response(ts_https *s, const ts_response *out)
 {
 	struct MHD_Response *resp = make_body(s, out);
@@ -284,7 +284,7 @@ static const char *header(struct MHD_Connection *conn, const char *name)
 	return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
 }
 
-/* Split the raw target into path and query and answer the request. */
+/* Split the raw target into path and query, record the request and respond. */
 static enum MHD_Result answer(ts_https *s, struct MHD_Connection *conn, const char *method, pending *p)
 {
 	char *query = strchr(p->uri, '?');

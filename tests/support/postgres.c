@@ -26,7 +26,7 @@ struct ts_postgres {
 	pid_t pid;
 	int port;
 	char *bindir;
-	char *dir;      /* owned by postgres; holds data/, the socket and the log */
+	char *dir;      /* owned by postgres; contains data/, the socket and the log */
 	char *data_dir;
 	char *log_path;
 	char conninfo[128];

@@ -10,7 +10,7 @@
 
 /* Ports tried before giving up, because a free port can be taken meanwhile. */
 #define REDIS_START_ATTEMPTS 5
-/* How long Redis may take to answer PING, AOF replay included. */
+/* How long Redis may take to reply PONG, AOF replay included. */
 #define REDIS_READY_TIMEOUT_MS 10000
 /* How long SHUTDOWN SAVE may take before the server is killed. */
 #define REDIS_SHUTDOWN_TIMEOUT_MS 10000
@@ -26,9 +26,9 @@ struct ts_redis {
 
 /* How a launch ended. */
 typedef enum launch_result {
-	LAUNCH_READY,     /* the server answers PING */
+	LAUNCH_READY,     /* the server replies PONG to PING */
 	LAUNCH_PORT_USED, /* another process took the port first */
-	LAUNCH_FAILED,    /* the server exited or never answered */
+	LAUNCH_FAILED,    /* the server exited or never replied */
 } launch_result;
 
 static redisContext *connect_redis(int port, long timeout_ms)
@@ -44,7 +44,7 @@ static redisContext *connect_redis(int port, long timeout_ms)
 	return c;
 }
 
-/* Return true when Redis on PORT answers PING with PONG (not LOADING). */
+/* Return true when Redis on PORT replies PONG to PING (not LOADING). */
 static bool redis_answers_ping(int port)
 {
 	redisContext *c = connect_redis(port, 200);
@@ -98,7 +98,7 @@ static launch_result launch(ts_redis *r)
 			return LAUNCH_READY;
 		ts_sleep_ms(10);
 	}
-	fprintf(stderr, "support: redis-server did not answer PING within %d ms\n", REDIS_READY_TIMEOUT_MS);
+	fprintf(stderr, "support: redis-server did not reply to PING within %d ms\n", REDIS_READY_TIMEOUT_MS);
 	ts_proc_stop(r->pid, SIGKILL, 0);
 	r->pid = -1;
 	return LAUNCH_FAILED;

@@ -32,7 +32,7 @@ void ts_rmtree(const char *path);
 /*
  * Return the folder with the real templates and compliance vectors:
  * $DC_SHARED_DIR, else $DC_SHARED_DIR_DEFAULT (set by ctest) if that
- * directory exists, else NULL. Tests that need it say so and skip.
+ * directory exists, else NULL. Tests that need it report that and skip.
  */
 const char *ts_shared_dir(void);
 
@@ -61,7 +61,7 @@ typedef struct ts_tls {
 } ts_tls;
 
 /*
- * Generate a CA and a server certificate valid for one day. NAMES holds
+ * Generate a CA and a server certificate valid for one day. NAMES contains
  * COUNT extra DNS names ("*.test.example" allowed) or IP addresses; names
  * may be NULL when count is 0. Returns NULL on failure.
  */
@@ -92,7 +92,7 @@ typedef struct ts_request {
 } ts_request;
 
 /*
- * The handler's answer. The server zeroes it before calling the handler,
+ * The handler's response. The server zeroes it before calling the handler,
  * and copies everything it needs once the handler returns, so the handler
  * may point into its own buffers.
  */
@@ -102,7 +102,7 @@ typedef struct ts_response {
 	const char *body;         /* NULL means an empty body */
 	size_t body_len;          /* 0 means strlen(body) */
 	const char *headers[8];   /* extra "Name: value" lines, NULL-terminated */
-	long delay_ms;            /* wait before answering; other requests go on */
+	long delay_ms;            /* wait before responding; other requests go on */
 	long slow_body_ms;        /* send the body one byte per this many ms */
 	bool drop_connection;     /* close the connection without a response */
 } ts_response;
@@ -118,9 +118,9 @@ typedef struct ts_https ts_https;
 /*
  * Start an HTTPS server on BIND_ADDR (an IPv4 or IPv6 literal; NULL means
  * 127.0.0.1) and an ephemeral port, with TLS's certificate. Each connection
- * gets its own thread, so a delayed or slow answer never holds up another
- * connection; HTTP/1.1 keep-alive works. HANDLER NULL answers 200 with
- * "{}". The server records every request before answering it.
+ * gets its own thread, so a delayed or slow response never holds up another
+ * connection; HTTP/1.1 keep-alive works. HANDLER NULL responds 200 with
+ * "{}". The server records every request before responding.
  */
 ts_https *ts_https_start(const ts_tls *tls, const char *bind_addr, ts_handler handler, void *arg);
 
@@ -129,8 +129,8 @@ int ts_https_port(const ts_https *s);
 
 /*
  * Return the number of requests received in full so far. A request is
- * counted before the handler runs, so a client that got an answer (or gave
- * up waiting for one) always sees its request counted.
+ * counted before the handler runs, so it is counted by the time its client
+ * gets a response, and while the handler's delay_ms runs.
  */
 size_t ts_https_request_count(const ts_https *s);
 
@@ -144,7 +144,7 @@ ts_request *ts_https_request_copy(const ts_https *s, size_t index);
 void ts_request_free(ts_request *r);
 
 /*
- * Stop the server: wakes delayed and slow answers, closes every connection
+ * Stop the server: wakes delayed and slow responses, closes every connection
  * and joins the threads. Accepts NULL.
  */
 void ts_https_stop(ts_https *s);
@@ -203,7 +203,7 @@ typedef struct ts_redis ts_redis;
  * Start redis-server on 127.0.0.1 and a free port, in a fresh directory,
  * with no RDB snapshots. AOF true adds "--appendonly yes --appendfsync
  * always", so an acknowledged write survives a crash. Returns once Redis
- * answers PING, or NULL.
+ * replies to PING, or NULL.
  */
 ts_redis *ts_redis_start(bool aof);
 
@@ -217,7 +217,7 @@ const char *ts_redis_dir(const ts_redis *r);
  * Restart Redis on the same port and directory, keeping the data. With AOF
  * the server is killed with SIGKILL, as in a crash, and replays its AOF;
  * without AOF it runs SHUTDOWN SAVE and loads the snapshot. Returns true
- * once the new server answers PING.
+ * once the new server replies to PING.
  */
 bool ts_redis_restart(ts_redis *r);
 

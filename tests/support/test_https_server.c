@@ -1,7 +1,7 @@
 /*
  * dctest_https_server: an HTTPS server for manual tests and
- * scripts/services.sh. It answers every request with one static JSON
- * document, prints its port on stdout and exits on SIGTERM or SIGINT.
+ * scripts/services.sh. It serves one static JSON document on every path,
+ * prints its port on stdout and exits on SIGTERM or SIGINT.
  *
  * Usage: dctest_https_server [--bind ADDR] [--body-file FILE]
  *                            [--name NAME]... [--ca-out PATH]
