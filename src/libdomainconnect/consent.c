@@ -15,7 +15,7 @@
 
 #include "internal.h"
 
-/* Longest scope or host list accepted, to bound the URL. */
+/* Maximum length of the scope and of the host list, which bounds the URL. */
 #define LIST_MAX 4096
 
 static int compare_params(const void *a, const void *b)

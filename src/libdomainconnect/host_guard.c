@@ -1,9 +1,8 @@
 /*
  * The host guard: the decisions that keep server-side requests away from
- * internal networks (SSRF). A _domainconnect TXT record and the settings it
- * points to are controlled by whoever controls the target domain's DNS, so
- * every URL is checked before resolution and every resolved address before
- * connecting.
+ * internal networks (SSRF). The owner of a target domain's DNS controls its
+ * _domainconnect TXT record and the settings it points to, so every URL is
+ * checked before resolution and every resolved address before connecting.
  *
  * URL rules: https only, a DNS host name (no IP literal in any spelling,
  * no userinfo), no whitespace or control bytes, and a port only when
@@ -29,7 +28,7 @@
 #define HOST_MAX 253
 #define LABEL_MAX 63
 
-/* Longest allow_networks or allow_ports entry, e.g. a full IPv6 CIDR. */
+/* Maximum length of an allow_networks or allow_ports entry, e.g. a full IPv6 CIDR. */
 #define LIST_ENTRY_MAX 64
 
 /* An IPv4 range of the deny list, in host byte order. */
@@ -77,11 +76,15 @@ static const struct v6_range v6_deny[] = {
 	{{0xff}, 8, "ff00::/8", "multicast"},
 };
 
-/* IPv6 prefixes whose low 32 bits are an IPv4 address, checked as that address. */
+/*
+ * IPv6 prefixes whose low 32 bits are an IPv4 address, checked as that address.
+ * NOTE: 6to4 (2002::/16) and Teredo (2001::/32) also carry IPv4 addresses,
+ * in other bits, and are not unpacked here.
+ */
 static const struct v6_range v6_embedding[] = {
 	{{[10] = 0xff, [11] = 0xff}, 96, "::ffff:0:0/96", "IPv4-mapped"},
 	{{0x00, 0x64, 0xff, 0x9b}, 96, "64:ff9b::/96", "NAT64"},
-	/* IPv4-compatible addresses (deprecated); :: and ::1 match the deny list first. */
+	/* Deprecated IPv4-compatible form. The deny list catches :: and ::1 first. */
 	{{0}, 96, "::/96", "IPv4-compatible"},
 };
 
@@ -206,7 +209,7 @@ static dc_status parse_network(const char *entry, struct network *net, dc_error 
 		               shown, max_prefix);
 	net->prefix = (unsigned)prefix;
 
-	/* Host bits set below the prefix usually mean a typo, so reject them. */
+	/* Host bits set after the prefix usually mean a typo, so reject them. */
 	uint8_t masked[16] = {0};
 	memcpy(masked, net->addr, sizeof(masked));
 	for (unsigned bit = net->prefix; bit < max_prefix; bit++)
@@ -283,7 +286,7 @@ static dc_status match_port_entry(const char *entry, void *arg, dc_error *err)
 /*
  * Rejects a host that is an IPv4 address in any spelling inet_aton accepts
  * (2130706433, 0177.0.0.1, 0x7f.1, 127.1). The last label of a real domain
- * is never all digits, so such names are refused outright as well.
+ * is never all digits, so such names are rejected outright as well.
  */
 static bool is_ipv4_spelling(const char *host)
 {

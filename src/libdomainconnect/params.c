@@ -233,7 +233,7 @@ dc_status dc_check_params(const dc_param *params, size_t count, dc_error *err)
 	return DC_OK;
 }
 
-/* Longest redirect_uri accepted. */
+/* Maximum length of a redirect_uri. */
 #define REDIRECT_URI_MAX 2048
 
 dc_status dc_check_redirect_uri(const char *uri, dc_error *err)

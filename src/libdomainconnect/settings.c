@@ -16,7 +16,7 @@
 
 #include "internal.h"
 
-/* Longest URL accepted in settings and provider configuration. */
+/* Maximum length of a URL in settings and provider configuration. */
 #define URL_MAX 2048
 
 /* Popup size when the provider does not give one, and the accepted range. */

@@ -18,7 +18,7 @@
 
 #include "internal.h"
 
-/* Largest PEM key accepted; a 16384-bit RSA key in PEM is about 12 KB. */
+/* Maximum size of a PEM key. A 16384-bit RSA key in PEM is about 12 KB. */
 #define PEM_MAX (64 * 1024)
 
 /*
