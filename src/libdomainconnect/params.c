@@ -26,30 +26,35 @@ static const char *const reserved_names[] = {
 	"grant_type",   "error",      "error_description", "fqdn",
 };
 
+static bool is_plain(unsigned char c)
+{
+	return c >= 0x20 && c < 0x7f && c != '\\';
+}
+
 void dc_escape_value(char *dst, size_t dst_size, const char *src)
 {
 	static const char hex[] = "0123456789abcdef";
 	static const char ellipsis[] = "...";
-	size_t n = 0;
 
 	if (dst_size == 0)
 		return;
 	if (src == NULL)
 		src = "(null)";
 
-	for (const unsigned char *p = (const unsigned char *)src; *p != '\0'; p++) {
-		bool plain = *p >= 0x20 && *p < 0x7f && *p != '\\';
-		size_t need = plain ? 1 : 4;
+	/* Reserve room for the ellipsis only when the whole value does not fit. */
+	size_t total = 0;
+	for (const unsigned char *p = (const unsigned char *)src; *p != '\0'; p++)
+		total += is_plain(*p) ? 1 : 4;
+	bool fits = total < dst_size || dst_size < sizeof(ellipsis);
+	size_t limit = fits ? dst_size : dst_size - (sizeof(ellipsis) - 1);
 
-		/* Keep room for the ellipsis in case more input follows. */
-		if (n + need + sizeof(ellipsis) > dst_size) {
-			if (n + sizeof(ellipsis) <= dst_size) {
-				memcpy(dst + n, ellipsis, sizeof(ellipsis));
-				return;
-			}
+	size_t n = 0;
+	for (const unsigned char *p = (const unsigned char *)src; *p != '\0'; p++) {
+		size_t need = is_plain(*p) ? 1 : 4;
+
+		if (n + need >= limit)
 			break;
-		}
-		if (plain) {
+		if (is_plain(*p)) {
 			dst[n++] = (char)*p;
 			continue;
 		}
@@ -59,6 +64,8 @@ void dc_escape_value(char *dst, size_t dst_size, const char *src)
 		dst[n++] = hex[*p & 0x0f];
 	}
 	dst[n] = '\0';
+	if (total >= dst_size && dst_size >= sizeof(ellipsis))
+		memcpy(dst + n, ellipsis, sizeof(ellipsis));
 }
 
 static bool is_alnum(unsigned char c)

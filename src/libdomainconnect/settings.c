@@ -7,6 +7,7 @@
  * so it is ignored like any other. A field of the wrong type is an error
  * naming the field, but JSON null counts as absent.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -132,7 +133,7 @@ static dc_status read_popup_size(json_t *root, const char *field, int *out, dc_e
 
 		errno = 0;
 		n = strtoll(s, &end, 10);
-		if (s[0] == '\0' || *end != '\0' || errno != 0)
+		if (!isdigit((unsigned char)s[0]) || *end != '\0' || errno != 0)
 			return dc_fail(err, DC_ERR_INVALID_RESPONSE,
 			               "settings field \"%s\" is a string but not a whole number", field);
 	} else {

@@ -151,6 +151,11 @@ Test(escape, truncates_long_values)
 	in[sizeof(in) - 1] = '\0';
 	dc_escape_value(out, sizeof(out), in);
 	cr_expect_str_eq(out, "aaaaaaaaaaaa...");
+	in[15] = '\0';
+	dc_escape_value(out, sizeof(out), in);
+	cr_expect_str_eq(out, "aaaaaaaaaaaaaaa", "a value that fits keeps every byte");
+	dc_escape_value(out, 2, in);
+	cr_expect_str_eq(out, "a");
 	dc_escape_value(out, sizeof(out), "a\\b");
 	cr_expect_str_eq(out, "a\\x5cb");
 	dc_escape_value(out, sizeof(out), NULL);

@@ -110,6 +110,10 @@ Test(settings, popup_size_forms)
 	               false, "\"width\"");
 	expect_invalid("{\"providerName\":\"P\",\"urlAPI\":\"https://a.example\",\"width\":\"\"}",
 	               false, "\"width\"");
+	expect_invalid("{\"providerName\":\"P\",\"urlAPI\":\"https://a.example\",\"width\":\" 600\"}",
+	               false, "\"width\"");
+	expect_invalid("{\"providerName\":\"P\",\"urlAPI\":\"https://a.example\",\"width\":\"+600\"}",
+	               false, "\"width\"");
 	expect_invalid("{\"providerName\":\"P\",\"urlAPI\":\"https://a.example\",\"height\":0}",
 	               false, "\"height\"");
 	expect_invalid("{\"providerName\":\"P\",\"urlAPI\":\"https://a.example\",\"height\":-5}",
