@@ -14,9 +14,9 @@
 #include <string.h>
 #include <strings.h>
 
-/* The longest providerName or serviceName (dc-display-name). */
+/* Maximum length of providerName and serviceName (dc-display-name). */
 #define TSTORE_DISPLAY_NAME_MAX 255
-/* The longest dc-id: providerId, serviceId, groupId. */
+/* Maximum length of a dc-id: providerId, serviceId, groupId. */
 #define TSTORE_ID_MAX 63
 
 struct tstore {
@@ -465,7 +465,7 @@ static tstore_status load_file(tstore *store, const char *path, tstore_error *er
 	}
 
 	json_error_t json_err;
-	template = json_loadb(bytes, length, JSON_REJECT_DUPLICATES, &json_err);
+	template = json_loadb(bytes, length, 0, &json_err);
 	if (template == NULL) {
 		status = fail(err, TSTORE_ERR_INVALID, "invalid JSON at line %d: %s",
 			json_err.line, json_err.text);

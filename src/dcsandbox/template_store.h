@@ -1,9 +1,9 @@
 /*
  * The sandbox's template store: Domain Connect templates loaded from a
  * folder of JSON files, checked against the template rules, and looked up
- * by providerId and serviceId ignoring case (template ids are unique
+ * by providerId and serviceId ignoring case. Template ids are unique
  * ignoring case, and the public template repository names its files in
- * lower case).
+ * lower case.
  *
  * A file that breaks a rule is rejected with its name and the reason, and
  * loading goes on with the next file, so one bad template never takes the
@@ -75,15 +75,16 @@ tstore *tstore_new(void);
 void tstore_free(tstore *store);
 
 /*
- * Check TEMPLATE against the template rules: the required fields
- * providerId, providerName, serviceId, serviceName and records; dc-id
- * syntax (1 to 63 of A-Z a-z 0-9 . _ -) for the ids and group ids; the
- * types of the optional fields; a known record type or valid RR type syntax
- * and the fields that type requires; paired '%' and valid variable names;
- * groupId without variables; essential, txtConflictMatchingMode and the
- * number fields' values; and hostRequired on a template with a CNAME or NS
- * at the apex. Returns TSTORE_OK or TSTORE_ERR_INVALID with the first
- * broken rule in ERR.
+ * Check TEMPLATE against the template rules and return TSTORE_OK, or
+ * TSTORE_ERR_INVALID with the first broken rule in ERR. The rules are:
+ * - providerId, providerName, serviceId, serviceName and records are present;
+ * - ids and group ids have dc-id syntax (1 to 63 of A-Z a-z 0-9 . _ -);
+ * - optional top-level fields have their schema types;
+ * - each record type is a core type or has RR type syntax, with the fields
+ *   that type requires;
+ * - every '%' pairs up around a valid variable name, and groupId has none;
+ * - essential, txtConflictMatchingMode and the number fields have valid values;
+ * - a template with a CNAME or NS at the apex sets hostRequired.
  */
 tstore_status tstore_check(const json_t *template, tstore_error *err);
 

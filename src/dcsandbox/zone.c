@@ -409,7 +409,7 @@ static json_t *dc_to_json(const zone_dc *dc)
 	if (object == NULL)
 		return NULL;
 
-	/* Keys this module knows are rewritten; a copied object keeps the rest. */
+	/* The five known keys are rewritten, and a copied object keeps any other key. */
 	const struct {
 		const char *key;
 		const char *value;

@@ -68,9 +68,9 @@ zone_status zone_substitute(const zone_subst *subst, const char *input,
 
 /*
  * Substitute INPUT, a template "host" or "name", and make it relative to
- * the zone: "" or "@" is the applied host (or "@"), a name without a final
- * dot is placed under the applied host, and a fully qualified name inside
- * the domain loses the domain. The result is lower case. A fully qualified
+ * the zone. "" or "@" becomes the applied host (or "@"). A name without a
+ * final dot is placed under the applied host, and a fully qualified name
+ * inside the domain loses the domain. The result is lower case. A fully qualified
  * name outside the domain keeps its final dot, which the syntax check then
  * rejects.
  */

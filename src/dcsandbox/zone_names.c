@@ -388,7 +388,7 @@ bool zone_valid_url(const char *text)
 			return false;
 	}
 
-	/* User info in a redirect target is refused: it hides the real host. */
+	/* User info in a redirect target is rejected because it hides the real host. */
 	size_t authority_length = strcspn(rest, "/?#");
 	if (memchr(rest, '@', authority_length) != NULL)
 		return false;

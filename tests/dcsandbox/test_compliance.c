@@ -23,7 +23,7 @@
 
 /* One compliance case: which file, which position, and its id for messages. */
 struct compliance_case {
-	char file[1024];
+	char file[1200];
 	char id[128];
 	size_t index;
 	bool folder_missing; /* set on the only parameter when nothing could be read */
@@ -61,7 +61,7 @@ static void compliance_dir(char *out, size_t size)
 /*
  * Collect the cases of every file whose suite_type is SUITE. When the folder
  * cannot be read, return one parameter marked folder_missing so the test
- * fails and says where it looked.
+ * fails with the path it read.
  */
 static struct criterion_test_params collect_cases(const char *suite)
 {
@@ -79,7 +79,7 @@ static struct criterion_test_params collect_cases(const char *suite)
 		if (length < 6 || strcmp(entry->d_name + length - 5, ".json") != 0)
 			continue;
 
-		char path[1024];
+		char path[1200];
 		snprintf(path, sizeof(path), "%s/%s", dir_path, entry->d_name);
 		json_t *root = json_load_file(path, 0, NULL);
 		const char *type = json_string_value(json_object_get(root, "suite_type"));
@@ -232,14 +232,17 @@ static void check_outcome(const struct compliance_case *c, const json_t *input,
 {
 	const char *exception = json_string_value(json_object_get(expect, "exception"));
 	if (exception != NULL) {
-		cr_assert_str_eq(status == ZONE_OK ? "success" : exception_name(status), exception,
+		cr_expect_str_eq(status == ZONE_OK ? "success" : exception_name(status), exception,
 			"%s: expected %s, got %s (%s)", c->id, exception,
 			status == ZONE_OK ? "success" : exception_name(status), err->message);
 		return;
 	}
 
-	cr_assert_eq(status, ZONE_OK, "%s: expected success, got %s: %s", c->id,
+	/* Expectations, not assertions, so the caller still frees everything. */
+	cr_expect_eq(status, ZONE_OK, "%s: expected success, got %s: %s", c->id,
 		exception_name(status), err->message);
+	if (status != ZONE_OK)
+		return;
 	json_int_t new_count = json_integer_value(json_object_get(expect, "new_count"));
 	json_int_t delete_count = json_integer_value(json_object_get(expect, "delete_count"));
 	cr_expect_eq((json_int_t)zone_count(result->added), new_count,
