@@ -342,10 +342,37 @@ bool zone_valid_target(const char *name)
 	return length > 0 && valid_labels(name, length, false);
 }
 
+/*
+ * True when TEXT is an IPv4 address in decimal dotted form with one to four
+ * parts, as inet_aton(3) reads it ("132.148.25" is 132.148.0.25). The
+ * reference provider implementation accepts the short forms and stores the
+ * text unchanged, and its compliance vectors expect the same; hexadecimal and
+ * octal spellings stay invalid.
+ */
+static bool valid_dotted_ipv4(const char *text)
+{
+	struct in_addr address;
+
+	if (text[0] == '\0' || strspn(text, "0123456789.") != strlen(text))
+		return false;
+	for (const char *p = text; *p != '\0'; p++) {
+		bool part_start = p == text || p[-1] == '.';
+
+		if (*p == '.' && (part_start || p[1] == '\0'))
+			return false;
+		if (part_start && p[0] == '0' && isdigit((unsigned char)p[1]))
+			return false; /* a leading zero means octal to inet_aton */
+	}
+	return inet_aton(text, &address) != 0;
+}
+
 bool zone_valid_address(const char *text, int family)
 {
 	unsigned char address[16];
-	return inet_pton(family == 6 ? AF_INET6 : AF_INET, text, address) == 1;
+
+	if (family != 6)
+		return valid_dotted_ipv4(text);
+	return inet_pton(AF_INET6, text, address) == 1;
 }
 
 /* True when AUTHORITY (LENGTH bytes) is host[:port] with a valid host name. */
