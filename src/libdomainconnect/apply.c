@@ -121,7 +121,7 @@ static void apply_cb(void *arg, const dc_http_response *resp, const dc_error *ht
 
 /* ---- Input checks ------------------------------------------------------- */
 
-/* Checks a DNS name made of [A-Za-z0-9._-]; empty only when allow_empty. */
+/* Checks a DNS name made of [A-Za-z0-9._-], empty only when allow_empty. */
 static dc_status check_name(const char *what, const char *name, bool allow_empty, dc_error *err)
 {
 	char shown[DC_ESCAPED_MAX];

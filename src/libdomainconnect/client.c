@@ -2,9 +2,9 @@
  * The client: a curl multi handle and a c-ares channel driven by the caller's
  * libev loop, and the list of requests in flight.
  *
- * curl is wired through its socket interface: curl tells us which sockets to
+ * curl is wired through its socket interface. curl names the sockets to
  * watch (CURLMOPT_SOCKETFUNCTION) and when to call it back
- * (CURLMOPT_TIMERFUNCTION); each ev_io or ev_timer event goes back to
+ * (CURLMOPT_TIMERFUNCTION), and each ev_io or ev_timer event goes back to
  * curl_multi_socket_action. c-ares is wired the same way through its socket
  * state callback, ares_process_fd and ares_timeout.
  *
@@ -382,6 +382,10 @@ fail:
 	return NULL;
 }
 
+/*
+ * NOTE: dc_client_free must not run inside a callback of the same client,
+ * because the transfer or lookup reporting would then outlive its client.
+ */
 void dc_client_free(dc_client *client)
 {
 	if (client == NULL)

@@ -3,9 +3,9 @@
  * (resolver.c, http.c, discovery.c, token.c, apply.c, blocking.c).
  *
  * A dc_client owns one curl multi handle and one c-ares channel, both driven
- * by the caller's libev loop. A dc_request is one public call in flight; it
- * runs at most one DNS lookup or one HTTP transfer at a time and keeps the
- * operation's own state behind a pointer.
+ * by the caller's libev loop. A dc_request is one public call in flight. It
+ * runs at most one DNS lookup or one HTTP transfer at a time, and it keeps
+ * the operation's own state behind a pointer.
  */
 #ifndef DC_CLIENT_H
 #define DC_CLIENT_H

@@ -127,7 +127,7 @@ static bool valid_path(const char *path)
 /*
  * Validates one TXT value as authority[/path] and returns its normalized form
  * (host lower-cased, trailing slashes dropped), malloc'd, or NULL if invalid.
- * A port is kept; whether it is allowed is the host guard's decision.
+ * A port is kept, because whether it is allowed is the host guard's decision.
  */
 static char *normalize_txt_value(const char *value)
 {

@@ -8,8 +8,8 @@
  * entry for host:port holding exactly the checked addresses, so curl connects
  * to them without a lookup of its own. A resolver start callback rejects any
  * lookup curl would still attempt, so a missing entry fails the transfer
- * instead of reaching the system resolver. The host curl sees is set through
- * the URL API to the name the guard checked.
+ * instead of reaching the system resolver. The URL API sets the host curl
+ * connects to, so it is the name the guard checked.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -522,7 +522,7 @@ static void addresses_cb(void *arg, const dc_addresses *result, const dc_error *
 		return;
 	}
 
-	/* Every address must pass: a mixed answer is a rebinding attempt. */
+	/* Every address must pass, because a mixed result is a rebinding attempt. */
 	for (size_t i = 0; i < result->count; i++) {
 		dc_error_clear(&err);
 		if (dc_guard_check_address(&h->client->cfg, (const struct sockaddr *)&result->addr[i],

@@ -1,9 +1,9 @@
 /*
  * Address and TXT lookups on the client's c-ares channel.
  *
- * c-ares cannot cancel one query, so a cancelled lookup stays allocated,
- * marked, until c-ares reports the query's end (at the latest from
- * ares_destroy with ARES_EDESTRUCTION); only then is it freed. A per-lookup
+ * c-ares cannot cancel one query, so a cancelled lookup stays allocated and
+ * marked until c-ares reports the query's end. At the latest that is
+ * ares_destroy with ARES_EDESTRUCTION, and only then is the lookup freed. A per-lookup
  * timer enforces dns_timeout_ms whatever c-ares' retry schedule is, and also
  * delivers a result that c-ares produced before the start function returned,
  * so a callback never runs inside the call that started it.
@@ -82,14 +82,14 @@ static void set_ares_error(dc_lookup *l, int status)
 		st = DC_ERR_INVALID_ARGUMENT;
 		break;
 	default:
-		/* SERVFAIL, REFUSED, timeouts, connection errors, bad answers. */
+		/* SERVFAIL, REFUSED, timeouts, connection errors, malformed responses. */
 		st = DC_ERR_TRANSIENT;
 		break;
 	}
 	dc_fail(&l->err, st, "%s lookup of %s failed: %s", what, l->name, ares_strerror(status));
 }
 
-/* Called when c-ares is done with the query; may run inside the start call. */
+/* Ends c-ares' part of a lookup. This may run inside the start call. */
 static void finish_ares(dc_lookup *l)
 {
 	l->in_ares = false;
@@ -185,7 +185,7 @@ dc_lookup *dc_resolve_addresses(dc_client *c, const char *host, dc_addresses_cb 
 
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
-	/* Sorting would probe routes with connect(); the order does not matter. */
+	/* Sorting would probe routes with connect(), and the order does not matter. */
 	hints.ai_flags = ARES_AI_NOSORT;
 	ares_getaddrinfo(c->channel, host, NULL, &hints, addrinfo_cb, l);
 	lookup_started(l);
@@ -194,7 +194,7 @@ dc_lookup *dc_resolve_addresses(dc_client *c, const char *host, dc_addresses_cb 
 
 /* ---- TXT ---------------------------------------------------------------- */
 
-/* Appends one character-string to the RR being joined; false when too long. */
+/* Appends one character-string to the RR being joined. Returns false when too long. */
 static bool append_string(char *value, size_t *len, const unsigned char *s, size_t n)
 {
 	if (n > DC_TXT_VALUE_MAX - 1 - *len || memchr(s, '\0', n) != NULL)

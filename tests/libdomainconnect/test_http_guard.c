@@ -457,3 +457,30 @@ Test(http_guard, secrets_scrubbed_from_start_errors)
 	dc_client_free(c);
 	ev_loop_destroy(loop);
 }
+
+static void v6_handler(void *arg, const ts_request *req, ts_response *resp)
+{
+	(void)arg;
+	(void)req;
+	resp->status = 204;
+}
+
+Test(http_guard, ipv6_address_is_pinned, .fini = teardown)
+{
+	const char *dns[] = {"--address=/v6.provider.test/::1"};
+	cr_assert(nf_start(&f, dns, 1));
+	ts_https *v6 = ts_https_start(f.tls, "::1", v6_handler, NULL);
+	cr_assert_not_null(v6, "no IPv6 loopback");
+	char ports[32];
+	snprintf(ports, sizeof(ports), "%d,%d", f.port, ts_https_port(v6));
+	f.cfg.allow_ports = ports;
+	f.cfg.allow_networks = "127.0.0.1/32,::1/128";
+	cr_assert(nf_restart_client(&f));
+
+	char url[128];
+	snprintf(url, sizeof(url), "https://v6.provider.test:%d", ts_https_port(v6));
+	outcome o = template_check(url);
+	cr_assert_eq(o.status, DC_OK, "%s: %s", dc_status_name(o.status), o.err.message);
+	cr_assert_eq(ts_https_request_count(v6), 1);
+	ts_https_stop(v6);
+}
