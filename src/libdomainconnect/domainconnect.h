@@ -69,7 +69,12 @@ bool dc_status_is_transient(dc_status status);
 
 /*
  * Error detail, owned by the caller. Strings are NUL-terminated, truncated to
- * their buffers and stripped of control bytes. Clear with dc_error_clear().
+ * their buffers and stripped of control bytes. Initialize with
+ * `dc_error err = {0};` before the first call and release with
+ * dc_error_clear(): clearing an uninitialized struct frees a garbage pointer.
+ * In a dc_response_cb, err->conflicts belongs to the library and lives only
+ * during the callback (json_incref() it to keep it); the blocking wrappers
+ * hand it over to the caller's struct.
  */
 typedef struct dc_error {
 	dc_status status;
@@ -101,7 +106,7 @@ typedef enum dc_token_placement {
 typedef struct dc_provider {
 	const char *name;          /* local name used in messages, e.g. "ionos" */
 	const char *url_api;       /* pinned urlAPI: https://authority[/path], no trailing slash needed */
-	const char *client_id;     /* NULL: the template provider id */
+	const char *client_id;     /* required for the token calls */
 	const char *client_secret; /* may be NULL for secret-less deployments */
 	dc_token_placement token_placement;
 	bool service_id_in_path;   /* consent path ends in /services/<id>; one service only */
