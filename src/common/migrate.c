@@ -354,8 +354,9 @@ common_status migrate_current_version(PGconn *conn, int *version, common_error *
 	}
 	char *end = NULL;
 	long value = strtol(PQgetvalue(res, 0, 0), &end, 10);
+	bool valid = *end == '\0' && value >= 0 && value <= 9999;
 	PQclear(res);
-	if (*end != '\0' || value < 0 || value > 9999)
+	if (!valid)
 		return common_error_set(err, COMMON_ERR_DB, ERROR_CODE, "schema version is invalid");
 	*version = (int)value;
 	return COMMON_OK;
