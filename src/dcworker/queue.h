@@ -172,6 +172,7 @@ queue_status queue_enqueue(queue *q, const char *name, const char *job, size_t j
 /*
  * Read up to COUNT (1 to QUEUE_BATCH_MAX) new entries, from the first queue
  * before the next. Result: batch (count 0 when nothing is waiting).
+ * NOTE: the read does not block, so an idle worker polls on a timer.
  */
 queue_status queue_fetch(queue *q, size_t count, queue_cb cb, void *arg, queue_error *err);
 
