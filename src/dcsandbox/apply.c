@@ -200,6 +200,7 @@ void sb_handle_apply(sb_request *req, const char *provider_id, const char *servi
 		.group_id_count = group_count,
 		.multi_aware = true,
 		.unique_id = instance,
+		.redirect_records = req->provider->redirect_records,
 	};
 	zone_result result = {0};
 	zone_error zerr = {0};

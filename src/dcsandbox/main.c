@@ -89,9 +89,6 @@ int main(int argc, char **argv)
 		sb_args_usage();
 		return 0;
 	}
-	if (!sb_args_is_loopback(args.listen))
-		fprintf(stderr, "dcsandbox: warning: listening on %s, which is not loopback; the admin API has no authentication\n",
-			args.listen);
 
 	/* Block the stop signals before any thread starts, then wait for them here. */
 	sigset_t stop;
@@ -130,6 +127,9 @@ int main(int argc, char **argv)
 	config = NULL; /* owned by the server from here, also on failure */
 	if (rc != SB_OK)
 		goto out;
+	if (!sb_args_is_loopback(args.listen))
+		fprintf(stderr, "dcsandbox: warning: listening on %s, which is not loopback; the admin API has no authentication\n",
+			args.listen);
 
 	if (dns_conf == NULL && args.dnsmasq_port > 0) {
 		snprintf(dns_conf_buf, sizeof(dns_conf_buf), "%s/dnsmasq.conf", args.state_dir);

@@ -71,6 +71,7 @@ static void provider_clear(sb_provider *p)
 	free(p->host);
 	free(p->templates_dir);
 	tstore_free(p->templates);
+	zone_free(p->redirect_records);
 	for (size_t i = 0; i < p->zone_count; i++)
 		zone_entry_free(p->zones[i]);
 	free(p->zones);
@@ -265,6 +266,22 @@ static sb_result parse_zones(const json_t *zones, sb_provider *p, sb_error *err)
 	return SB_OK;
 }
 
+/* The records behind template redirects; by default one documentation-range address. */
+static sb_result parse_redirect_records(const json_t *records, sb_provider *p, sb_error *err)
+{
+	json_t *fallback = NULL;
+	if (records == NULL) {
+		fallback = json_pack("[{s:s, s:s, s:s, s:i}]", "type", "A", "name", "@", "data", "192.0.2.80", "ttl", 600);
+		records = fallback;
+	}
+	zone_error zerr = {0};
+	zone_status zs = zone_from_json(records, &p->redirect_records, &zerr);
+	json_decref(fallback);
+	if (zs != ZONE_OK)
+		return sb_error_set(err, SB_ERR_CONFIG, "provider %s: redirect_records: %s", p->id, zerr.message);
+	return SB_OK;
+}
+
 static sb_result parse_quirks(const json_t *obj, sb_provider *p, sb_error *err)
 {
 	if (obj == NULL)
@@ -340,6 +357,9 @@ static sb_result parse_provider(const json_t *obj, const char *base_dir, const c
 	if (rc != SB_OK)
 		return rc;
 	rc = parse_zones(json_object_get(obj, "zones"), p, err);
+	if (rc != SB_OK)
+		return rc;
+	rc = parse_redirect_records(json_object_get(obj, "redirect_records"), p, err);
 	if (rc != SB_OK)
 		return rc;
 	json_t *faults = json_object_get(obj, "faults");

@@ -49,6 +49,7 @@ typedef struct sb_provider {
 	char *templates_dir;
 	tstore *templates;
 	sb_zone **zones;        /* each zone allocated on its own, so pointers stay valid */
+	zone *redirect_records; /* A/AAAA records that back REDIR301/REDIR302 */
 	size_t zone_count;
 	sb_client *clients;
 	size_t client_count;
