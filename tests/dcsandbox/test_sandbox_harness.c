@@ -3,6 +3,7 @@
 
 #include "support/support.h"
 
+#include <criterion/criterion.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -227,14 +228,31 @@ int sbh_stop_process(sbh *h)
 	return -1;
 }
 
+/* Fail the test when the sanitizers reported anything in the sandbox's log. */
+static void check_log(const sbh *h)
+{
+	FILE *f = fopen(h->log_path, "r");
+	if (f == NULL)
+		return;
+	char line[1024];
+	bool clean = true;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (strstr(line, "Sanitizer") != NULL || strstr(line, "runtime error:") != NULL)
+			clean = false;
+	}
+	fclose(f);
+	if (!clean)
+		print_log(h);
+	cr_expect(clean, "dcsandbox reported a sanitizer error (log above)");
+}
+
 void sbh_free(sbh *h)
 {
 	if (h == NULL)
 		return;
-	if (h->pid > 0) {
-		kill(h->pid, SIGKILL);
-		waitpid(h->pid, NULL, 0);
-	}
+	if (h->pid > 0)
+		sbh_stop_process(h);
+	check_log(h);
 	ts_rmtree(h->dir);
 	free(h->dir);
 	free(h->ca_file);

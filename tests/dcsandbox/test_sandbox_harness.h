@@ -68,7 +68,10 @@ sbh *sbh_start_default(const char *const *args, size_t count);
 /* Send SIGTERM, wait for the exit and return the wait status (-1 on timeout). */
 int sbh_stop_process(sbh *h);
 
-/* Stop the child if it runs and remove the folder. Accepts NULL. */
+/*
+ * Stop the child if it runs (SIGTERM), fail the test when its log shows a
+ * sanitizer report, and remove the folder. Accepts NULL.
+ */
 void sbh_free(sbh *h);
 
 /*
