@@ -77,6 +77,11 @@ static void classify_response(apply_state *s, const dc_http_response *resp, dc_e
 		        "records (apply with force to replace them)",
 		        what, s->provider);
 		err->conflicts = conflict_records(resp);
+		/* A provider may echo the bearer token inside the records. */
+		if (err->conflicts != NULL && !dc_json_scrub(err->conflicts, secrets, 1)) {
+			json_decref(err->conflicts);
+			err->conflicts = NULL;
+		}
 	} else if (s->revert && code == 501) {
 		dc_fail(err, DC_ERR_NOT_IMPLEMENTED,
 		        "revert at %s failed: HTTP status 501, the provider does not implement revert",

@@ -58,65 +58,169 @@ struct dc_http {
 
 /* ---- Scrubbing secrets -------------------------------------------------- */
 
-/* Replaces every occurrence of needle in *text with REDACTED. */
-static bool replace_all(char **text, const char *needle)
+/*
+ * A server can echo a secret in many spellings: raw, %XX in any case and for
+ * any byte, '+' for a space, JSON \uXXXX or \/ escapes, or cut into pieces
+ * spread over several fields. The matcher below decodes those escapes while
+ * it compares, and a match counts when it covers the whole secret or at
+ * least FRAGMENT_MIN bytes of it.
+ */
+#define FRAGMENT_MIN 8
+/* Longer secrets are matched whole only, which bounds the work per byte. */
+#define FRAGMENT_SECRET_MAX 1024
+
+static int hex_value(unsigned char c)
 {
-	size_t needle_len = strlen(needle);
-	size_t count = 0;
-
-	if (needle_len == 0)
-		return true;
-	for (const char *p = strstr(*text, needle); p != NULL; p = strstr(p + needle_len, needle))
-		count++;
-	if (count == 0)
-		return true;
-
-	size_t len = strlen(*text);
-	size_t out_len = len - count * needle_len + count * (sizeof(REDACTED) - 1);
-	char *out = malloc(out_len + 1);
-	if (out == NULL)
-		return false;
-
-	char *o = out;
-	const char *p = *text;
-	for (const char *hit = strstr(p, needle); hit != NULL; hit = strstr(p, needle)) {
-		memcpy(o, p, (size_t)(hit - p));
-		o += hit - p;
-		memcpy(o, REDACTED, sizeof(REDACTED) - 1);
-		o += sizeof(REDACTED) - 1;
-		p = hit + needle_len;
-	}
-	strcpy(o, p);
-	free(*text);
-	*text = out;
-	return true;
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (unsigned char)tolower(c);
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
 }
 
-/* The spellings of a secret that may come back: raw, %XX in both cases, form. */
-static bool scrub_one(char **text, const char *secret)
+/*
+ * Decodes one logical byte of text at *pos: a %XX or JSON \uXXXX escape of a
+ * byte from 1 to 0x7f, a JSON \/, \\ or \" escape, or a plain byte. Stores
+ * the byte in *out and returns the raw length consumed.
+ */
+static size_t decode_byte(const char *text, size_t len, size_t pos, unsigned char *out)
 {
-	char *encoded = dc_percent_encode(secret);
-	if (encoded == NULL)
-		return false;
+	const unsigned char *t = (const unsigned char *)text + pos;
+	size_t left = len - pos;
 
-	bool ok = replace_all(text, secret) && replace_all(text, encoded);
-	for (char *p = encoded; ok && *p != '\0'; p++) {
-		if (*p == '%' && p[1] != '\0' && p[2] != '\0') {
-			p[1] = (char)tolower((unsigned char)p[1]);
-			p[2] = (char)tolower((unsigned char)p[2]);
+	if (t[0] == '%' && left >= 3 && hex_value(t[1]) >= 0 && hex_value(t[2]) >= 0) {
+		int v = hex_value(t[1]) * 16 + hex_value(t[2]);
+		if (v != 0) {
+			*out = (unsigned char)v;
+			return 3;
 		}
 	}
-	ok = ok && replace_all(text, encoded);
-
-	/* Form encoding writes a space as '+'. */
-	char *form = encoded;
-	for (char *p = strstr(form, "%20"); ok && p != NULL; p = strstr(p + 1, "%20")) {
-		*p = '+';
-		memmove(p + 1, p + 3, strlen(p + 3) + 1);
+	if (t[0] == '\\' && left >= 6 && t[1] == 'u' && t[2] == '0' && t[3] == '0' &&
+	    hex_value(t[4]) >= 0 && hex_value(t[5]) >= 0) {
+		int v = hex_value(t[4]) * 16 + hex_value(t[5]);
+		if (v != 0 && v < 0x80) {
+			*out = (unsigned char)v;
+			return 6;
+		}
 	}
-	ok = ok && replace_all(text, form);
-	free(encoded);
-	return ok;
+	if (t[0] == '\\' && left >= 2 && (t[1] == '/' || t[1] == '\\' || t[1] == '"')) {
+		*out = t[1];
+		return 2;
+	}
+	*out = t[0];
+	return 1;
+}
+
+/*
+ * Compares secret bytes from s[0] on with text at pos, literally or decoded.
+ * Returns the number of secret bytes matched and stores the raw length they
+ * cover in *raw_len.
+ */
+static size_t match_run(const char *text, size_t len, size_t pos, const char *s, size_t s_len,
+                        bool decode, size_t *raw_len)
+{
+	size_t matched = 0;
+	size_t p = pos;
+
+	while (matched < s_len && p < len) {
+		unsigned char c;
+		size_t step = decode ? decode_byte(text, len, p, &c) : 1;
+
+		if (!decode)
+			c = (unsigned char)text[p];
+		/* Form encoding writes a space as '+'. */
+		if (c != (unsigned char)s[matched] && !(decode && c == '+' && s[matched] == ' '))
+			break;
+		matched++;
+		p += step;
+	}
+	*raw_len = p - pos;
+	return matched;
+}
+
+/*
+ * Returns the raw length of the longest spelling of a secret, or with
+ * fragments of a piece of one, that starts at pos, or 0 when none does.
+ */
+static size_t secret_at(const char *text, size_t len, size_t pos, const char *const *secrets,
+                        size_t secrets_count, bool fragments)
+{
+	size_t best = 0;
+
+	for (size_t i = 0; i < secrets_count; i++) {
+		const char *s = secrets[i];
+		if (s == NULL || s[0] == '\0')
+			continue;
+		size_t s_len = strlen(s);
+		size_t starts = fragments && s_len <= FRAGMENT_SECRET_MAX && s_len > FRAGMENT_MIN
+		                        ? s_len - FRAGMENT_MIN + 1
+		                        : 1;
+
+		for (size_t k = 0; k < starts; k++) {
+			size_t need = starts == 1 ? s_len : FRAGMENT_MIN;
+			for (int decode = 0; decode < 2; decode++) {
+				size_t raw_len;
+				size_t matched = match_run(text, len, pos, s + k, s_len - k, decode != 0,
+				                           &raw_len);
+				if (matched >= need && raw_len > best)
+					best = raw_len;
+			}
+		}
+	}
+	return best;
+}
+
+/*
+ * Copies src with every spelling of a secret replaced by REDACTED into a
+ * malloc'd string, stopping once out_max bytes were written. With out_max 0
+ * there is no limit, and only whole secrets are matched so that the work
+ * stays linear in a large body. Sets *changed when something was replaced.
+ * Returns NULL on ENOMEM.
+ */
+static char *scrub_copy(const char *src, size_t src_len, const char *const *secrets,
+                        size_t secrets_count, size_t out_max, bool *changed)
+{
+	size_t cap = out_max != 0 ? out_max + sizeof(REDACTED) : src_len + sizeof(REDACTED);
+	char *out = malloc(cap);
+	size_t n = 0;
+
+	if (changed != NULL)
+		*changed = false;
+	if (out == NULL)
+		return NULL;
+	for (size_t p = 0; p < src_len && src[p] != '\0' && (out_max == 0 || n < out_max);) {
+		size_t hit = secret_at(src, src_len, p, secrets, secrets_count, out_max != 0);
+		if (hit == 0) {
+			out[n++] = src[p++];
+		} else {
+			if (n + sizeof(REDACTED) > cap) {
+				char *grown = realloc(out, cap * 2 + sizeof(REDACTED));
+				if (grown == NULL) {
+					free(out);
+					return NULL;
+				}
+				out = grown;
+				cap = cap * 2 + sizeof(REDACTED);
+			}
+			memcpy(out + n, REDACTED, sizeof(REDACTED) - 1);
+			n += sizeof(REDACTED) - 1;
+			p += hit;
+			if (changed != NULL)
+				*changed = true;
+		}
+		if (n + 1 >= cap) {
+			char *grown = realloc(out, cap * 2);
+			if (grown == NULL) {
+				free(out);
+				return NULL;
+			}
+			out = grown;
+			cap *= 2;
+		}
+	}
+	out[n] = '\0';
+	return out;
 }
 
 void dc_copy_scrubbed(char *dst, size_t dst_size, const char *src, size_t src_len,
@@ -126,18 +230,10 @@ void dc_copy_scrubbed(char *dst, size_t dst_size, const char *src, size_t src_le
 		return;
 	dst[0] = '\0';
 
-	char *text = strndup(src, src_len);
+	/* Without memory to scrub, copy nothing rather than a secret. */
+	char *text = scrub_copy(src, src_len, secrets, secrets_count, dst_size, NULL);
 	if (text == NULL)
 		return;
-	for (size_t i = 0; i < secrets_count; i++) {
-		if (secrets[i] == NULL || secrets[i][0] == '\0')
-			continue;
-		if (!scrub_one(&text, secrets[i])) {
-			/* Without memory to scrub, copy nothing rather than a secret. */
-			free(text);
-			return;
-		}
-	}
 	dc_copy_sanitized(dst, dst_size, text, strlen(text));
 	free(text);
 }
@@ -157,6 +253,44 @@ void dc_error_scrub(dc_error *err, const char *const *secrets, size_t secrets_co
 	memcpy(copy, err->oauth_description, sizeof(err->oauth_description));
 	dc_copy_scrubbed(err->oauth_description, sizeof(err->oauth_description), copy,
 	                 strnlen(copy, sizeof(err->oauth_description)), secrets, secrets_count);
+}
+
+bool dc_json_scrub(json_t *value, const char *const *secrets, size_t secrets_count)
+{
+	if (json_is_string(value)) {
+		bool changed;
+		char *clean = scrub_copy(json_string_value(value), json_string_length(value), secrets,
+		                         secrets_count, 0, &changed);
+		if (clean == NULL)
+			return false;
+		bool ok = !changed || json_string_set(value, clean) == 0;
+		free(clean);
+		return ok;
+	}
+	if (json_is_array(value)) {
+		for (size_t i = 0; i < json_array_size(value); i++)
+			if (!dc_json_scrub(json_array_get(value, i), secrets, secrets_count))
+				return false;
+		return true;
+	}
+	if (json_is_object(value)) {
+		const char *key;
+		json_t *member;
+		void *tmp;
+		json_object_foreach_safe(value, tmp, key, member) {
+			bool changed;
+			char *clean = scrub_copy(key, strlen(key), secrets, secrets_count, 0, &changed);
+			if (clean == NULL)
+				return false;
+			free(clean);
+			/* A key that spells a secret goes with its value. */
+			if (changed)
+				json_object_del(value, key);
+			else if (!dc_json_scrub(member, secrets, secrets_count))
+				return false;
+		}
+	}
+	return true;
 }
 
 char *dc_url_join(const char *base, const char *path)

@@ -68,9 +68,10 @@ dc_status dc_http_classify(const dc_http_response *resp, const char *what, dc_er
 
 /*
  * Copies untrusted text into dst like dc_copy_sanitized, after replacing
- * every occurrence of each non-empty secret (raw, percent-encoded and
- * form-encoded) with "[redacted]", so no prefix of a secret survives the
- * truncation.
+ * each non-empty secret with "[redacted]", so no prefix of a secret survives
+ * the truncation. Raw, %XX (any byte, any case), form and JSON-escaped
+ * spellings are found, and so is any piece of 8 or more bytes of a secret
+ * of at most 1024 bytes (a provider may split one over several fields).
  */
 void dc_copy_scrubbed(char *dst, size_t dst_size, const char *src, size_t src_len,
                       const char *const *secrets, size_t secrets_count);
@@ -83,5 +84,12 @@ char *dc_url_join(const char *base, const char *path);
 
 /* Scrubs the message and OAuth strings of err in place; see dc_copy_scrubbed. */
 void dc_error_scrub(dc_error *err, const char *const *secrets, size_t secrets_count);
+
+/*
+ * Replaces each whole secret in the strings of a JSON value, recursively,
+ * and deletes object members whose key contains one. Returns false on ENOMEM,
+ * when value may be partly scrubbed.
+ */
+bool dc_json_scrub(json_t *value, const char *const *secrets, size_t secrets_count);
 
 #endif /* DC_HTTP_H */
