@@ -1,0 +1,35 @@
+/*
+ * One worker process: a libev loop with the protocol client (curl multi and
+ * c-ares), the Redis connection and the PostgreSQL pool on it, and many jobs
+ * in flight. Nothing in it blocks.
+ *
+ * The loop fetches new entries while fewer than [worker] in_flight jobs run,
+ * reclaims entries other consumers left pending past the visibility timeout,
+ * and promotes due scheduled jobs to their queues.
+ *
+ * Signals: SIGTERM and SIGINT stop fetching and let the jobs in flight finish
+ * within [worker] grace_period_s; jobs still running then are abandoned
+ * unacknowledged, so another worker reclaims them. SIGHUP re-reads the config
+ * file and applies the settings that are safe to change in a running
+ * process: the log level and the in-flight limit.
+ */
+#ifndef DCWORKER_WORKER_H
+#define DCWORKER_WORKER_H
+
+/* Interval of the promoter timer, which moves due scheduled jobs to their queues. */
+#define WORKER_PROMOTE_INTERVAL_MS 250
+/* Wait before fetching again after a fetch that returned nothing. */
+#define WORKER_IDLE_POLL_MS 50
+/* Wait before fetching again after a failed fetch. */
+#define WORKER_FETCH_ERROR_DELAY_MS 500
+/* Most scheduled jobs moved per promoter run. */
+#define WORKER_PROMOTE_BATCH 100
+
+/*
+ * Runs worker number INDEX with the config file CONFIG_PATH until a
+ * SIGTERM or SIGINT drain ends. Returns the process exit status: 0 after a
+ * drain, 1 when start-up failed (config, token keys, client, connections).
+ */
+int worker_run(const char *config_path, int index);
+
+#endif
