@@ -169,13 +169,11 @@ static dc_status check_request(const dc_provider *p, const dc_apply_request *ar,
 	if (revert)
 		return DC_OK;
 
-	for (size_t i = 0; i < ar->params_count; i++) {
-		if ((st = dc_check_param_name(ar->params[i].name, err)) != DC_OK)
-			return st;
-		if (ar->params[i].value == NULL)
-			return dc_fail(err, DC_ERR_INVALID_ARGUMENT, "template variable %s has no value",
-			               ar->params[i].name);
-	}
+	/* The same checks as consent and sync: names, values, no name twice. */
+	if ((st = dc_check_params(ar->params, ar->params_count, err)) != DC_OK)
+		return st;
+	if (ar->group_ids_count > 0 && ar->group_ids == NULL)
+		return dc_fail(err, DC_ERR_INVALID_ARGUMENT, "group ids are missing");
 	for (size_t i = 0; i < ar->group_ids_count; i++)
 		if ((st = dc_check_id("group id", ar->group_ids[i], err)) != DC_OK)
 			return st;
