@@ -1,6 +1,6 @@
 /*
  * Hostile use of the public API without a network: NULL for every pointer,
- * no error struct at all, and consent and sync URL input with CR/LF, NUL,
+ * no error struct at all, and consent and sync URL input with CR/LF, control bytes,
  * non-ASCII, very long values and reserved names in every case.
  */
 #include <criterion/criterion.h>
