@@ -91,7 +91,7 @@ common_status authz_decrypt(const token_crypto *crypto, const char *id, const ch
 /*
  * Formats ciphertext as a bytea literal in hex ("\x0a1b..."), the text form
  * PostgreSQL parses for a bytea parameter. Returns NULL for NULL data, on
- * an oversized input or when out of memory; *failed tells the two apart.
+ * an oversized input or when out of memory; *failed is true in the last two cases.
  */
 static char *bytea_hex(const unsigned char *data, size_t len, bool *failed)
 {

@@ -265,7 +265,7 @@ void job_retry_step(job *j, const char *what, const char *detail)
 	j->step_failures = failures;
 }
 
-/* True for job store errors that say nothing about the job itself. */
+/* True for job store errors that come from the connection, not from the job. */
 static bool store_error_transient(job_store_status status)
 {
 	return status == JOB_STORE_ERR_DISCONNECTED || status == JOB_STORE_ERR_TIMEOUT ||
@@ -496,7 +496,7 @@ static int committed_attempts(const job *j)
 	return j->attempts + (j->counts_attempt ? 1 : 0);
 }
 
-/* Builds the result JSON; it holds no token, code or secret. */
+/* Builds the result JSON, which contains no token, code or secret. */
 static char *result_json(const job *j)
 {
 	json_t *root = json_object();

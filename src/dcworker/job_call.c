@@ -128,7 +128,7 @@ static void load_auth_cb(void *arg, job_store_result *result)
 	result->authorization = NULL;
 
 	if (j->reread && j->auth->version == j->reread_version) {
-		/* Nobody rotated the tokens: the grant itself is dead. */
+		/* The row version is unchanged, so no worker rotated the tokens and the grant is dead. */
 		retry_input in = j->pending_input;
 
 		in.authorization_unchanged = true;
@@ -540,7 +540,7 @@ static void discover_cb(void *arg, dc_discovery *result, const dc_error *err)
 	                         s->url_api, "async_supported", s->url_async_ux != NULL,
 	                         "templates", json_object());
 
-	/* A provider we are onboarded with must answer with its pinned API URL. */
+	/* A provider in the config must return its pinned API URL in the settings. */
 	p = s->provider_id != NULL ? config_find_provider_by_id(j->env->cfg, s->provider_id) : NULL;
 	if (p != NULL) {
 		use_provider(j, p);

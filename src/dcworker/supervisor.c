@@ -16,7 +16,7 @@
 
 #include "worker.h"
 
-/* Longest wait in one sigtimedwait call, so restarts and deadlines are checked. */
+/* Maximum wait of one sigtimedwait call, so that restarts and deadlines are checked. */
 #define SUPERVISOR_TICK_MS 1000
 
 typedef struct slot {

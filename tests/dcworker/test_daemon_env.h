@@ -1,9 +1,9 @@
 /*
- * Fixture of the daemon tests: a throwaway Redis, PostgreSQL (migrated),
- * dnsmasq serving the sandbox's host names on loopback, the dcsandbox
- * binary (harness defaults: providers alpha and beta, zone DD_ZONE,
- * templates "web" and "mail" of exampleservice.test)
- * and the real dcworker binary started as a child process.
+ * Fixture of the daemon tests: a throwaway Redis, a migrated PostgreSQL and
+ * dnsmasq serving the sandbox's host names on loopback. The dcsandbox
+ * binary runs with the harness defaults (providers alpha and beta,
+ * templates "web" and "mail" of exampleservice.test) and the zones below,
+ * and the real dcworker binary runs as a child process.
  */
 #ifndef DC_TESTS_DAEMON_ENV_H
 #define DC_TESTS_DAEMON_ENV_H
@@ -57,7 +57,7 @@ bool dd_daemon_start(dd_env *env, int processes);
 /* Sends SIGNUM to the supervisor and waits up to TIMEOUT_MS; returns the wait status or -1. */
 int dd_daemon_stop(dd_env *env, int signum, long timeout_ms);
 
-/* Stops everything and removes the folder; prints the daemon log when KEEP_LOG is true. */
+/* Stops everything and removes the folder; prints the daemon log when PRINT_LOG is true. */
 void dd_env_free(dd_env *env, bool print_log);
 
 /* XADDs JOB (JSON text) to {dc}:queue:interactive; returns false on error. */

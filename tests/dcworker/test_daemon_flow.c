@@ -100,7 +100,7 @@ Test(daemon, exchange_then_apply, .init = setup, .fini = teardown, .timeout = 90
 	cr_expect_str_eq(address, "192.0.2.77");
 	free(address);
 
-	/* Redis holds the same result in the hash and on the channel. */
+	/* Redis has the same result in the hash and on the channel. */
 	r = redisCommand(env->redis_conn, "HGET {dc}:result:apply-1 status");
 	cr_assert(r != NULL && r->type == REDIS_REPLY_STRING);
 	cr_expect_str_eq(r->str, "succeeded");
