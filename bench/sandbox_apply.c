@@ -1,12 +1,12 @@
 /*
  * sandbox_apply: a load generator for dcsandbox's apply endpoint.
  *
- * It writes a one-provider config and a one-record template to a temporary
- * folder, starts the dcsandbox binary on 127.0.0.1 (pinned to one CPU with
- * sched_setaffinity, as taskset does), obtains an access token through
- * consent and the code exchange, then keeps a fixed number of keep-alive
- * HTTPS connections busy with a libcurl multi handle until a request count
- * or a time limit is reached. It reports requests per second and latency
+ * It writes a one-provider config and a two-record template to a temporary
+ * folder and starts the dcsandbox binary on 127.0.0.1, pinned to one CPU
+ * with sched_setaffinity (the call taskset makes). It obtains an access
+ * token through consent and the code exchange. Then a libcurl multi handle
+ * keeps a fixed number of keep-alive HTTPS connections busy until a request
+ * count or a time limit is reached. It reports requests per second and latency
  * percentiles for apply, and for GET settings as a baseline (the cost of
  * TLS and HTTP alone on the same server).
  *

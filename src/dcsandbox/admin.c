@@ -2,7 +2,7 @@
  * The admin API under /admin/ (same server, any host name): zone records,
  * counters, per-zone overlap, reset, token expiry and run-time faults. It
  * has no authentication, which is one reason the server binds to loopback
- * unless told otherwise.
+ * unless --listen names another address.
  */
 #include "grant.h"
 #include "server.h"

@@ -51,9 +51,9 @@ static bool valid_id(const char *id)
 }
 
 /*
- * Check the token and the consent. On success returns true with the server
- * lock held and CTX filled; otherwise answers RESP and returns false with the
- * lock released.
+ * Check the token and the consent. On success, return true with the server
+ * lock held and CTX filled. Otherwise fill RESP with the error and return
+ * false with the lock released.
  */
 static bool authorize(sb_request *req, const char *provider_id, const char *service_id, apply_ctx *ctx,
 	sb_response *resp)

@@ -45,13 +45,13 @@ typedef struct sb_faults {
 	long latency_ms;        /* added before handling each request */
 	sb_fault_status errors[SB_FAULT_STATUS_MAX];
 	size_t error_count;
-	long retry_after_s;     /* Retry-After on 429 and 503 answers (default 1) */
+	long retry_after_s;     /* Retry-After on injected 429 and 503 responses (default 1) */
 	long token_expiry_s;    /* access tokens expire after at most this; 0 = off */
 	double drop_rate;       /* share of requests whose connection is closed */
 	long slow_body_ms;      /* pause between body chunks; 0 = off */
-	double redirect_rate;   /* share of requests answered with 302 */
+	double redirect_rate;   /* share of requests that get a 302 */
 	char redirect_location[256];
-	double oversize_rate;   /* share of requests answered with a huge body */
+	double oversize_rate;   /* share of requests whose body is replaced by padding */
 	size_t oversize_bytes;  /* size of an oversized body (default 4 MiB) */
 	unsigned endpoints;     /* bit per sb_endpoint the faults apply to; 0 = all but admin */
 } sb_faults;

@@ -1,8 +1,9 @@
 /*
  * Authorizations granted through the consent page, and the codes, access
  * tokens and refresh tokens that stand for them. Codes are single-use and
- * short-lived; access tokens expire after the provider's lifetime (or the
- * token-expiry fault); refresh tokens rotate when the provider says so.
+ * short-lived. Access tokens expire after the provider's lifetime or the
+ * token-expiry fault. Refresh tokens rotate when the provider's config sets
+ * rotate_refresh_tokens.
  * Every call runs with the server lock held.
  */
 #ifndef DC_SANDBOX_GRANT_H

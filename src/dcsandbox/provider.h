@@ -59,7 +59,7 @@ typedef struct sb_provider {
 	bool rotate_refresh_tokens;
 	bool auto_approve;
 	bool async_supported;   /* settings carry urlAsyncUX */
-	bool revert_supported;  /* revert answers 501 when false */
+	bool revert_supported;  /* revert returns 501 when false */
 	int apply_status;       /* 200, 202 or 204 on success */
 	sb_faults faults;
 	sb_rng rng;             /* fault draws, seeded from --seed and the provider index */

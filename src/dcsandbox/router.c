@@ -243,7 +243,7 @@ static void resolve_provider(sb_request *req)
 		req->provider_index = (int)(req->provider - config->providers);
 }
 
-/* Which endpoint a path names; fills the ids it carries. */
+/* Classify PATH as an endpoint and copy the ids it carries into A and B. */
 static sb_endpoint classify(const char *method, const char *path, char *a, char *b, size_t cap)
 {
 	a[0] = b[0] = '\0';
@@ -430,7 +430,7 @@ static void response_clear(sb_response *resp)
 	free(resp->location);
 }
 
-/* Faults that replace the handler's answer. Returns true when one applied. */
+/* Fill RESP with an injected redirect or error. Returns true when one applied. */
 static bool injected_answer(sb_request *req, sb_response *resp)
 {
 	const sb_provider *p = req->provider;

@@ -1,6 +1,6 @@
 /*
- * dcsandbox: a local Domain Connect DNS provider. This header holds what
- * every part of the server shares: the result enum, the error struct and a
+ * dcsandbox: a local Domain Connect DNS provider. This header contains
+ * what every part of the server shares: the result enum, the error struct and a
  * few time helpers.
  */
 #ifndef DC_SANDBOX_SANDBOX_H

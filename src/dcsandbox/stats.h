@@ -19,7 +19,7 @@ sb_stats *sb_stats_new(size_t provider_count);
 void sb_stats_free(sb_stats *stats);
 
 /*
- * Count one answered request. PROVIDER_INDEX -1 means no provider (admin,
+ * Count one completed request. PROVIDER_INDEX -1 means no provider (admin,
  * unknown host); STATUS 0 means the connection was dropped without one.
  */
 void sb_stats_count(sb_stats *stats, int provider_index, sb_endpoint ep, int status);

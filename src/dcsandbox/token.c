@@ -24,7 +24,7 @@ static void token_error(sb_request *req, sb_response *resp, int status, const ch
 	sb_response_json(resp, status, json_pack("{s:s, s:s}", "error", error, "error_description", description));
 }
 
-/* Check client_id and client_secret. Returns the client, or NULL after answering. */
+/* Check client_id and client_secret. Returns the client, or NULL after filling RESP with the error. */
 static const sb_client *authenticate(sb_request *req, sb_response *resp, bool from_query)
 {
 	const char *client_id = from_query ? sb_request_query(req, "client_id") : sb_request_param(req, "client_id");

@@ -1,8 +1,8 @@
 /*
- * Test harness for dcsandbox: writes a config and two small templates to a
- * temporary folder, starts the real dcsandbox binary as a child process on
- * an ephemeral loopback port, and sends HTTPS requests to it with libcurl
- * (verifying the generated CA, provider host names pinned to 127.0.0.1).
+ * Test harness for dcsandbox. It writes a config and two small templates to
+ * a temporary folder and starts the real dcsandbox binary as a child process
+ * on an ephemeral loopback port. Requests go over HTTPS with libcurl, which
+ * verifies the generated CA and pins provider host names to 127.0.0.1.
  */
 #ifndef DC_TESTS_SANDBOX_HARNESS_H
 #define DC_TESTS_SANDBOX_HARNESS_H

@@ -1,7 +1,7 @@
 /*
- * dcsandbox provider quirks (provider beta has all of them on): service id
- * in the consent path, client credentials in the query on refresh, and
- * plain-text token errors; plus the consent page for people.
+ * dcsandbox provider quirks, all on at provider beta: the service id in the
+ * consent path, client credentials in the query on refresh, and plain-text
+ * token errors. The consent page for people is tested here too.
  */
 #include "test_sandbox_harness.h"
 

@@ -1,8 +1,8 @@
 /*
- * dcsandbox end to end with real templates: a deterministic sample of 50
- * templates from $DC_SHARED_DIR/templates, each taken through consent, the
- * code exchange and apply over HTTPS, with every %variable% filled with a
- * generated value, and the resulting zone checked through the admin API.
+ * dcsandbox end to end with real templates. A deterministic sample of 50
+ * templates from $DC_SHARED_DIR/templates goes through consent, the code
+ * exchange and apply over HTTPS, with every %variable% filled with a
+ * generated value. The admin API then shows the resulting zone.
  */
 #include "test_sandbox_harness.h"
 
