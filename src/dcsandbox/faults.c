@@ -230,6 +230,9 @@ void sb_faults_plan(const sb_faults *faults, sb_endpoint ep, sb_rng *rng, sb_fau
 
 	plan->latency_ms = faults->latency_ms;
 	plan->slow_body_ms = faults->slow_body_ms;
+	plan->retry_after_s = faults->retry_after_s > 0 ? faults->retry_after_s : 1;
+	plan->oversize_bytes = faults->oversize_bytes;
+	memcpy(plan->redirect_location, faults->redirect_location, sizeof(plan->redirect_location));
 	plan->drop = drop < faults->drop_rate;
 	if (redirect < faults->redirect_rate)
 		plan->redirect = 302;

@@ -64,6 +64,10 @@ typedef struct sb_fault_plan {
 	int error_status;  /* injected status, else 0 */
 	bool oversize;
 	long slow_body_ms;
+	/* Copies of the settings the response needs, so it reads no shared state. */
+	long retry_after_s;
+	size_t oversize_bytes;
+	char redirect_location[256];
 } sb_fault_plan;
 
 /*

@@ -374,7 +374,7 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 /* Replace the body with {"padding":"xxx..."} of the oversize fault's size. */
 static void make_oversized(sb_request *req, sb_response *resp)
 {
-	size_t size = req->server->config->providers[req->provider_index].faults.oversize_bytes;
+	size_t size = req->plan.oversize_bytes;
 	free(resp->body);
 	resp->body = NULL;
 	resp->body_len = size;
@@ -433,15 +433,14 @@ static void response_clear(sb_response *resp)
 /* Fill RESP with an injected redirect or error. Returns true when one applied. */
 static bool injected_answer(sb_request *req, sb_response *resp)
 {
-	const sb_provider *p = req->provider;
 	if (req->plan.redirect != 0) {
-		sb_response_redirect(resp, p->faults.redirect_location);
+		sb_response_redirect(resp, req->plan.redirect_location);
 		return true;
 	}
 	if (req->plan.error_status != 0) {
 		sb_response_error(resp, req->plan.error_status, "injected fault");
 		if (req->plan.error_status == 429 || req->plan.error_status == 503)
-			resp->retry_after_s = (int)(p->faults.retry_after_s > 0 ? p->faults.retry_after_s : 1);
+			resp->retry_after_s = (int)req->plan.retry_after_s;
 		return true;
 	}
 	return false;

@@ -478,3 +478,64 @@ Test(sandbox_api, oversized_request_413)
 	sbh_resp_clear(&r);
 	free(body);
 }
+
+Test(sandbox_api, wrong_method_405)
+{
+	sbh_resp r;
+	sbh_request(h, "GET", SBH_ALPHA_HOST, "/v2/oauth/access_token", NULL, NULL, NULL, &r);
+	cr_expect_eq(r.status, 405);
+	sbh_resp_clear(&r);
+	sbh_request(h, "GET", SBH_ALPHA_HOST, APPLY_WEB, NULL, NULL, NULL, &r);
+	cr_expect_eq(r.status, 405);
+	sbh_resp_clear(&r);
+}
+
+Test(sandbox_api, token_redirect_uri_must_match)
+{
+	sbh_resp r;
+	sbh_request(h, "GET", SBH_ALPHA_HOST,
+		"/consent/v2/domainTemplates/providers/exampleservice.test?domain=" SBH_ZONE
+		"&client_id=" SBH_CLIENT "&redirect_uri=" REDIRECT_ENC "&scope=web", NULL, NULL, NULL, &r);
+	char *code = sbh_query_value(r.location, "code");
+	cr_assert_not_null(code);
+	sbh_resp_clear(&r);
+	char query[512];
+	snprintf(query, sizeof(query), "/v2/oauth/access_token?grant_type=authorization_code&code=%s"
+		"&redirect_uri=https%%3A%%2F%%2Fapp.sandbox.test%%2Fother&client_id=" SBH_CLIENT "&client_secret=" SBH_SECRET,
+		code);
+	sbh_request(h, "POST", SBH_ALPHA_HOST, query, NULL, NULL, NULL, &r);
+	cr_expect_eq(r.status, 400);
+	cr_expect_not_null(strstr(r.body, "invalid_grant"), "%s", r.body);
+	sbh_resp_clear(&r);
+	free(code);
+}
+
+Test(sandbox_api, invalid_instance_id_400)
+{
+	char *token = access_token("web", "");
+	sbh_resp r;
+	sbh_request(h, "POST", SBH_ALPHA_HOST, APPLY_WEB "?domain=" SBH_ZONE "&ip=192.0.2.5&token=q&instanceId=a%20b",
+		token, NULL, NULL, &r);
+	cr_expect_eq(r.status, 400, "%s", r.body);
+	sbh_resp_clear(&r);
+	sbh_request(h, "POST", SBH_ALPHA_HOST, REVERT_WEB "?domain=" SBH_ZONE "&instanceId=a%2Fb", token, NULL, NULL, &r);
+	cr_expect_eq(r.status, 400, "%s", r.body);
+	sbh_resp_clear(&r);
+	free(token);
+}
+
+Test(sandbox_api, admin_reads_faults)
+{
+	sbh_resp r;
+	sbh_request(h, "GET", "localhost", "/admin/providers/" SBH_ALPHA_ID "/faults", NULL, NULL, NULL, &r);
+	cr_expect_eq(r.status, 200);
+	cr_expect_not_null(strstr(r.body, "\"latency_ms\":0"), "%s", r.body);
+	sbh_resp_clear(&r);
+	sbh_request(h, "GET", "localhost", "/admin/providers", NULL, NULL, NULL, &r);
+	cr_expect_eq(r.status, 200);
+	cr_expect_not_null(strstr(r.body, SBH_BETA_HOST), "%s", r.body);
+	sbh_resp_clear(&r);
+	sbh_request(h, "DELETE", "localhost", "/admin/providers/" SBH_ALPHA_ID "/zones/" SBH_ZONE, NULL, NULL, NULL, &r);
+	cr_expect_eq(r.status, 405);
+	sbh_resp_clear(&r);
+}

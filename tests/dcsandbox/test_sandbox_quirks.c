@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #define REDIRECT_ENC "https%3A%2F%2Fapp.sandbox.test%2Fcallback"
 /* The same, for use inside a printf format. */
@@ -187,4 +188,84 @@ Test(sandbox_quirks, revert_unsupported_501)
 	cr_expect_eq(r.status, 501);
 	sbh_resp_clear(&r);
 	sbh_free(other);
+}
+
+/* Start a sandbox whose provider alpha has KEY set to VALUE (reference stolen). */
+static sbh *start_alpha_with(const char *key, json_t *value)
+{
+	sbh *s = sbh_new();
+	json_t *config = sbh_default_config(s->templates);
+	json_object_set_new(json_array_get(json_object_get(config, "providers"), 0), key, value);
+	cr_assert(sbh_start(s, config, NULL, 0), "dcsandbox did not start with %s", key);
+	json_decref(config);
+	return s;
+}
+
+Test(sandbox_quirks, async_disabled_hides_consent)
+{
+	sbh *s = start_alpha_with("async", json_false());
+	sbh_resp r;
+	sbh_request(s, "GET", SBH_ALPHA_HOST, "/v2/" SBH_ZONE "/settings", NULL, NULL, NULL, &r);
+	cr_expect_eq(r.status, 200);
+	cr_expect_null(strstr(r.body, "urlAsyncUX"), "%s", r.body);
+	sbh_resp_clear(&r);
+	sbh_request(s, "GET", SBH_ALPHA_HOST, CONSENT "?domain=" SBH_ZONE "&client_id=" SBH_CLIENT "&redirect_uri="
+		REDIRECT_ENC "&scope=web", NULL, NULL, NULL, &r);
+	cr_expect_eq(r.status, 404);
+	sbh_resp_clear(&r);
+	sbh_free(s);
+}
+
+Test(sandbox_quirks, code_lifetime_expires_code)
+{
+	sbh *s = start_alpha_with("code_lifetime", json_integer(1));
+	sbh_resp r;
+	sbh_request(s, "GET", SBH_ALPHA_HOST, CONSENT "?domain=" SBH_ZONE "&client_id=" SBH_CLIENT "&redirect_uri="
+		REDIRECT_ENC "&scope=web", NULL, NULL, NULL, &r);
+	char *code = sbh_query_value(r.location, "code");
+	cr_assert_not_null(code);
+	sbh_resp_clear(&r);
+	usleep(1100 * 1000);
+	char query[512];
+	snprintf(query, sizeof(query), "/v2/oauth/access_token?grant_type=authorization_code&code=%s&redirect_uri="
+		REDIRECT_FMT "&client_id=" SBH_CLIENT "&client_secret=" SBH_SECRET, code);
+	sbh_request(s, "POST", SBH_ALPHA_HOST, query, NULL, NULL, NULL, &r);
+	cr_expect_eq(r.status, 400);
+	cr_expect_not_null(strstr(r.body, "invalid_grant"), "%s", r.body);
+	sbh_resp_clear(&r);
+	free(code);
+	sbh_free(s);
+}
+
+Test(sandbox_quirks, access_token_lifetime_applies)
+{
+	sbh *s = start_alpha_with("access_token_lifetime", json_integer(1));
+	json_t *tokens = sbh_authorize(s, SBH_ALPHA_HOST, SBH_TPL_PROVIDER, "web", "x");
+	cr_assert_not_null(tokens);
+	cr_expect_eq(json_integer_value(json_object_get(tokens, "expires_in")), 1);
+	usleep(1100 * 1000);
+	sbh_resp r;
+	sbh_request(s, "POST", SBH_ALPHA_HOST, "/v2/domainTemplates/providers/exampleservice.test/services/web/apply"
+		"?domain=" SBH_ZONE "&host=x&ip=192.0.2.1&token=1",
+		json_string_value(json_object_get(tokens, "access_token")), NULL, NULL, &r);
+	cr_expect_eq(r.status, 401, "%s", r.body);
+	sbh_resp_clear(&r);
+	json_decref(tokens);
+	sbh_free(s);
+}
+
+Test(sandbox_quirks, apply_status_204_no_body)
+{
+	sbh *s = start_alpha_with("apply_status", json_integer(204));
+	json_t *tokens = sbh_authorize(s, SBH_ALPHA_HOST, SBH_TPL_PROVIDER, "web", "x");
+	cr_assert_not_null(tokens);
+	sbh_resp r;
+	sbh_request(s, "POST", SBH_ALPHA_HOST, "/v2/domainTemplates/providers/exampleservice.test/services/web/apply"
+		"?domain=" SBH_ZONE "&host=x&ip=192.0.2.1&token=1",
+		json_string_value(json_object_get(tokens, "access_token")), NULL, NULL, &r);
+	cr_expect_eq(r.status, 204, "%s", r.body);
+	cr_expect_eq(r.body_len, 0);
+	sbh_resp_clear(&r);
+	json_decref(tokens);
+	sbh_free(s);
 }
