@@ -14,8 +14,8 @@
  * 429, and the full rate comes back at that moment.
  *
  * The commands run on the queue's Redis connection (queue_conn_send), so the
- * callback contract is the queue's: a call that fails before sending returns
- * the error and never calls its callback; a call that returns QUEUE_OK calls
+ * callback contract is the queue's. A call that fails before sending returns
+ * the error and never calls its callback. A call that returns QUEUE_OK calls
  * it exactly once, with QUEUE_ERR_CLOSED when queue_free runs first.
  */
 #ifndef DCWORKER_PACING_H
@@ -26,9 +26,9 @@
 #include "config.h"
 #include "queue.h"
 
-/* Longest provider name in a key; names use only [A-Za-z0-9_.-]. */
+/* Maximum provider name length. Names use only [A-Za-z0-9_.-]. */
 #define PACING_PROVIDER_MAX 64
-/* Longest in-flight holder id; holders use only [A-Za-z0-9_.:-]. */
+/* Maximum in-flight holder id length. Holders use only [A-Za-z0-9_.:-]. */
 #define PACING_HOLDER_MAX 128
 /* Length of a holder made by pacing_new_holder, without the NUL. */
 #define PACING_HOLDER_RANDOM_LEN 32
