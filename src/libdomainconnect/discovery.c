@@ -106,8 +106,22 @@ static bool valid_host(const char *host, size_t len)
 }
 
 /* Checks a path: RFC 3986 pchar and '/', with well-formed %XX escapes. */
+/*
+ * True when PATH is empty or a plain absolute path: RFC 3986 path characters
+ * only, and no "." or ".." segment, because a dot segment in a value the
+ * zone owner controls could step out of the provider's API prefix.
+ */
 static bool valid_path(const char *path)
 {
+	for (const char *segment = path; segment != NULL && *segment == '/';) {
+		const char *next = strchr(segment + 1, '/');
+		size_t length = (next != NULL ? (size_t)(next - segment) : strlen(segment)) - 1;
+
+		if ((length == 1 && segment[1] == '.') ||
+		    (length == 2 && segment[1] == '.' && segment[2] == '.'))
+			return false;
+		segment = next;
+	}
 	for (const char *p = path; *p != '\0'; p++) {
 		unsigned char ch = (unsigned char)*p;
 

@@ -63,6 +63,20 @@ Test(hostile_dns, bad_values_never_fetched, .fini = teardown)
 	dc_discovery_free(o.result);
 }
 
+Test(hostile_dns, dot_segments_never_fetched, .fini = teardown)
+{
+	static const char *const args[] = {
+		"--txt-record=_domainconnect.shop.test,api.provider.test:PORT/../admin",
+		"--txt-record=_domainconnect.shop.test,api.provider.test:PORT/api/./x",
+		"--txt-record=_domainconnect.shop.test,api.provider.test:PORT/api/..",
+	};
+	outcome o = discover(args, sizeof(args) / sizeof(args[0]));
+	cr_assert_eq(o.err.status, DC_ERR_INVALID_RESPONSE, "got %s: %s",
+	             dc_status_name(o.err.status), o.err.message);
+	cr_assert_eq(ts_https_request_count(f.https), 0, "a settings request was made");
+	dc_discovery_free(o.result);
+}
+
 Test(hostile_dns, long_value_rejected, .fini = teardown)
 {
 	size_t len = 3000;
