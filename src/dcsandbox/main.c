@@ -135,12 +135,18 @@ int main(int argc, char **argv)
 		snprintf(dns_conf_buf, sizeof(dns_conf_buf), "%s/dnsmasq.conf", args.state_dir);
 		dns_conf = dns_conf_buf;
 	}
-	if (dns_conf != NULL && sb_dns_write_conf(dns_conf, srv->config, srv->port, &err) != SB_OK)
+	/* The admin API may add zones from now on, so read them under the lock. */
+	pthread_mutex_lock(&srv->lock);
+	rc = dns_conf != NULL ? sb_dns_write_conf(dns_conf, srv->config, srv->port, &err) : SB_OK;
+	pthread_mutex_unlock(&srv->lock);
+	if (rc != SB_OK)
 		goto out;
 	if (args.dnsmasq_port > 0 && sb_dns_start(dns_conf, args.dnsmasq_port, &dns_pid, &err) != SB_OK)
 		goto out;
 
+	pthread_mutex_lock(&srv->lock);
 	print_summary(srv, &args, dns_conf);
+	pthread_mutex_unlock(&srv->lock);
 	int sig = 0;
 	sigwait(&stop, &sig);
 	fprintf(stderr, "dcsandbox: stopping on signal %d\n", sig);
