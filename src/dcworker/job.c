@@ -93,12 +93,15 @@ job *job_new(const job_env *env, queue_message *msg)
 	j->started_ms = job_now_ms();
 	ev_init(&j->timer, NULL);
 	j->timer.data = j;
+	ev_init(&j->renew_timer, NULL);
+	j->renew_timer.data = j;
 	return j;
 }
 
 static void job_free(job *j)
 {
 	ev_timer_stop(j->env->loop, &j->timer);
+	ev_timer_stop(j->env->loop, &j->renew_timer);
 	dc_request_cancel(j->request);
 	free(j->msg.job);
 	job_spec_free(j->spec);
@@ -124,6 +127,7 @@ void job_cancel(job *j)
 		return;
 	j->cancelled = true;
 	ev_timer_stop(j->env->loop, &j->timer);
+	ev_timer_stop(j->env->loop, &j->renew_timer);
 	dc_request_cancel(j->request);
 	j->request = NULL;
 	if (j->outstanding == 0)
@@ -208,6 +212,11 @@ void job_transition(job *j, job_state state)
 		state_dead_letter(j);
 		break;
 	case JOB_STATE_DONE:
+		if (j->outstanding > 0) {
+			/* A renewal reply is still due: free the job when it arrives. */
+			job_cancel(j);
+			break;
+		}
 		job_done(j);
 		break;
 	case JOB_STATE_NEW:
@@ -376,6 +385,96 @@ static void state_parse(job *j)
 	job_transition(j, JOB_STATE_CLAIM);
 }
 
+/* Claim renewal */
+
+static void renew_lease_cb(void *arg, job_store_result *result)
+{
+	job *j = arg;
+	log_fields f;
+
+	if (!job_callback_enter(j))
+		return;
+	j->renewing_lease = false;
+	f = job_log_fields(j, "renew_lease");
+	if (result->error.status == JOB_STORE_OK) {
+		metrics_lease(j->env->metrics, "renewed");
+		return;
+	}
+	if (result->error.status == JOB_STORE_ERR_LEASE_LOST) {
+		/* Finished already, or another worker took the job: its commit decides. */
+		if (j->state < JOB_STATE_COMMIT) {
+			metrics_lease(j->env->metrics, "lost");
+			log_write(j->env->log, LOG_LEVEL_WARN, &f,
+			          "the PostgreSQL lease is no longer ours; the commit will be refused");
+		}
+		return;
+	}
+	metrics_lease(j->env->metrics, "failed");
+	f.error = job_store_status_name(result->error.status);
+	log_write(j->env->log, LOG_LEVEL_WARN, &f, "renewing the lease failed: %s; trying again",
+	          result->error.message);
+}
+
+static void touch_cb(void *arg, queue_result *result)
+{
+	job *j = arg;
+	log_fields f;
+
+	if (!job_callback_enter(j))
+		return;
+	j->touching = false;
+	if (result->error.status == QUEUE_OK && result->value == 1)
+		return;
+	f = job_log_fields(j, "touch");
+	if (result->error.status == QUEUE_OK) {
+		/* Acknowledged meanwhile, or reclaimed by another worker, whose claim waits on ours. */
+		if (j->state < JOB_STATE_ACK)
+			log_write(j->env->log, LOG_LEVEL_WARN, &f,
+			          "the Redis entry is no longer held by this worker");
+		return;
+	}
+	f.error = queue_status_name(result->error.status);
+	log_write(j->env->log, LOG_LEVEL_WARN, &f, "touching the Redis entry failed: %s",
+	          result->error.message);
+}
+
+/* Renews the PostgreSQL lease until the commit and the Redis entry until the ack. */
+static void renew_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	job *j = w->data;
+	job_store_error serr = {0};
+	queue_error qerr = {0};
+
+	(void)loop;
+	(void)revents;
+	if (j->cancelled)
+		return;
+	if (j->state < JOB_STATE_COMMIT && !j->renewing_lease &&
+	    job_store_renew_lease(j->env->store, j->id, j->env->owner, j->env->lease_ms,
+	                          renew_lease_cb, j, &serr) == JOB_STORE_OK) {
+		j->renewing_lease = true;
+		job_callback_expect(j);
+	}
+	if (j->state < JOB_STATE_ACK && !j->touching &&
+	    queue_touch(j->env->queue, &j->msg, touch_cb, j, &qerr) == QUEUE_OK) {
+		j->touching = true;
+		job_callback_expect(j);
+	}
+}
+
+static void start_renewal(job *j)
+{
+	long interval_ms = j->env->lease_ms / JOB_RENEW_DIVISOR;
+
+	if (interval_ms < JOB_RENEW_MIN_MS)
+		interval_ms = JOB_RENEW_MIN_MS;
+	ev_timer_stop(j->env->loop, &j->renew_timer);
+	ev_init(&j->renew_timer, renew_timer_cb);
+	j->renew_timer.data = j;
+	ev_timer_set(&j->renew_timer, interval_ms / 1000.0, interval_ms / 1000.0);
+	ev_timer_start(j->env->loop, &j->renew_timer);
+}
+
 /* Claim */
 
 static char *payload_json(const job *j)
@@ -419,6 +518,7 @@ static void claim_cb(void *arg, job_store_result *result)
 	switch (result->claim) {
 	case JOB_CLAIM_ACQUIRED:
 		j->attempts = result->attempts;
+		start_renewal(j);
 		if (j->status != NULL) {
 			/* Invalid or dead-lettered: the outcome is already known. */
 			j->counts_attempt = j->spec == NULL;
@@ -557,6 +657,8 @@ static void commit_cb(void *arg, job_store_result *result)
 	f.error = j->error_code[0] != '\0' ? j->error_code : NULL;
 	f.duration_ms = (long)(job_now_ms() - j->started_ms);
 	f.has_duration = true;
+	metrics_job(j->env->metrics, j->type_name,
+	            strcmp(j->status, "queued") == 0 ? j->event : j->status);
 	if (strcmp(j->status, "queued") == 0) {
 		log_write(j->env->log, LOG_LEVEL_INFO, &f, "job %s; retrying in %lld ms", j->event,
 		          j->delay_ms);
@@ -770,6 +872,7 @@ static void dead_letter_cb(void *arg, queue_result *result)
 	log_fields f = job_log_fields(j, "dead_letter");
 	f.error = j->error_code;
 	log_write(j->env->log, LOG_LEVEL_WARN, &f, "job dead: %s", j->message);
+	metrics_job(j->env->metrics, j->type_name, "dead");
 	job_transition(j, JOB_STATE_PUBLISH);
 }
 

@@ -5,6 +5,10 @@
  *   parse -> claim -> [load authorization -> [refresh -> store tokens]]
  *         -> call provider -> [store authorization] -> commit -> publish -> ack
  *
+ * From the claim to the acknowledgment a timer renews the claim: the Redis
+ * entry's idle time (queue_touch) and, until the commit, the PostgreSQL
+ * lease (job_store_renew_lease).
+ *
  * The outcome of every provider call is classified by retry_classify(). A
  * terminal outcome is committed in PostgreSQL, published and acknowledged;
  * a retry is committed as "queued" and scheduled again with the entry
@@ -27,6 +31,7 @@
 #include "domainconnect.h"
 #include "job_store.h"
 #include "log.h"
+#include "metrics.h"
 #include "queue.h"
 #include "retry_policy.h"
 #include "token_crypto.h"
@@ -36,6 +41,13 @@
 #define JOB_STEP_RETRY_MAX_MS 5000
 /* Wait before a job whose row another worker holds is offered again. */
 #define JOB_BUSY_DELAY_MS 1000
+/*
+ * A running job renews its claim (the Redis entry's idle time and the
+ * PostgreSQL lease) every lease_ms / JOB_RENEW_DIVISOR, so a provider call
+ * longer than the visibility timeout is not reclaimed by another worker.
+ */
+#define JOB_RENEW_DIVISOR 3
+#define JOB_RENEW_MIN_MS 100
 
 typedef struct job job;
 
@@ -51,6 +63,7 @@ typedef struct job_env {
 	const char *owner;        /* consumer name, also the lease owner in PostgreSQL */
 	long lease_ms;            /* lease taken on claim; the visibility timeout */
 	retry_backoff backoff;    /* for provider retries */
+	metrics *metrics;         /* counters; may be NULL */
 
 	/* Called once when a job has finished or was cancelled, just before it is freed. */
 	void (*on_done)(void *arg, job *j);

@@ -8,6 +8,7 @@
  */
 #include "job_internal.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,54 @@
 
 static void classify(job *j, const dc_error *err);
 static void decide(job *j, const retry_input *in);
+
+/* Provider call accounting */
+
+/* Writes the HTTP status of a call, or its error class ("transient") when there was none. */
+static void call_status(const dc_error *err, long http_status, char *buf, size_t size)
+{
+	const char *name;
+	size_t i = 0;
+
+	if (http_status > 0) {
+		snprintf(buf, size, "%ld", http_status);
+		return;
+	}
+	if (err == NULL || err->status == DC_OK) {
+		snprintf(buf, size, "ok");
+		return;
+	}
+	name = dc_status_name(err->status);
+	if (strncmp(name, "DC_ERR_", 7) == 0)
+		name += 7;
+	for (; name[i] != '\0' && i + 1 < size; i++)
+		buf[i] = (char)tolower((unsigned char)name[i]);
+	buf[i] = '\0';
+}
+
+/* Marks the start of a provider call, for its latency. */
+static void call_started(job *j)
+{
+	j->call_started_ms = job_now_ms();
+}
+
+/*
+ * Counts the provider call that just ended at ENDPOINT, in this process's
+ * metrics and in Redis for dcctl stats. A call that never reached the
+ * network (host guard, bad input) is counted too, under its error class.
+ */
+static void call_ended(job *j, const char *endpoint, const dc_error *err, long http_status)
+{
+	char status[QUEUE_NAME_MAX + 1];
+	const char *provider = j->provider != NULL ? j->provider->name : "";
+	double seconds = (double)(job_now_ms() - j->call_started_ms) / 1000.0;
+	queue_error qerr = {0};
+
+	call_status(err, http_status, status, sizeof(status));
+	metrics_provider_call(j->env->metrics, provider, endpoint, status, seconds);
+	if (provider[0] != '\0')
+		(void)queue_count_call(j->env->queue, provider, status, job_now_ms(), NULL, NULL, &qerr);
+}
 
 static bool type_uses_authorization(job_type type)
 {
@@ -185,7 +234,9 @@ static void refresh_cb(void *arg, dc_token *result, const dc_error *err)
 	job *j = arg;
 
 	j->request = NULL;
+	call_ended(j, "token", err, err->http_status);
 	if (err->status != DC_OK) {
+		metrics_refresh(j->env->metrics, "failed");
 		dc_token_free(result);
 		classify(j, err);
 		return;
@@ -214,10 +265,12 @@ void job_state_refresh(job *j)
 	}
 	(void)authz_refresh_lease(j->auth->id, j->env->owner);
 
+	call_started(j);
 	dc_status status = dc_refresh_start(j->env->client, &j->dcp, refresh, NULL, refresh_cb, j,
 	                                    &j->request, &derr);
 	token_crypto_free_plaintext(refresh);
 	if (status != DC_OK) {
+		call_ended(j, "token", &derr, 0);
 		classify(j, &derr);
 		dc_error_clear(&derr);
 	}
@@ -236,6 +289,7 @@ static void store_tokens_cb(void *arg, job_store_result *result)
 	}
 	if (result->error.status == JOB_STORE_ERR_VERSION_CONFLICT) {
 		/* Another worker stored newer tokens first: use theirs. */
+		metrics_refresh(j->env->metrics, "lost_race");
 		job_transition(j, JOB_STATE_LOAD_AUTH);
 		return;
 	}
@@ -245,6 +299,7 @@ static void store_tokens_cb(void *arg, job_store_result *result)
 	}
 
 	j->auth->version = result->version;
+	metrics_refresh(j->env->metrics, "stored");
 	token_crypto_free_plaintext(j->access_token);
 	j->access_token = strdup(j->token->access_token);
 	dc_token_free(j->token);
@@ -291,6 +346,7 @@ static void exchange_cb(void *arg, dc_token *result, const dc_error *err)
 	job *j = arg;
 
 	j->request = NULL;
+	call_ended(j, "token", err, err->http_status);
 	if (err->status != DC_OK) {
 		dc_token_free(result);
 		classify(j, err);
@@ -318,8 +374,10 @@ static void start_exchange(job *j)
 		return;
 	}
 	use_provider(j, p);
+	call_started(j);
 	if (dc_exchange_code_start(j->env->client, &j->dcp, j->spec->code, j->spec->redirect_uri,
 	                           exchange_cb, j, &j->request, &derr) != DC_OK) {
+		call_ended(j, "token", &derr, 0);
 		classify(j, &derr);
 		dc_error_clear(&derr);
 	}
@@ -392,6 +450,8 @@ static void apply_cb(void *arg, const dc_response *result, const dc_error *err)
 	job *j = arg;
 
 	j->request = NULL;
+	call_ended(j, job_type_name(j->spec->type), err,
+	           err->status == DC_OK ? result->http_status : err->http_status);
 	if (err->status != DC_OK) {
 		classify(j, err);
 		return;
@@ -431,12 +491,14 @@ static void start_apply(job *j)
 		.group_ids_count = spec->group_ids_count,
 		.force = j->force_used,
 	};
+	call_started(j);
 	if (spec->type == JOB_TYPE_APPLY)
 		status = dc_apply_start(j->env->client, &j->dcp, &ar, apply_cb, j, &j->request, &derr);
 	else
 		status = dc_revert_start(j->env->client, &j->dcp, &ar, apply_cb, j, &j->request, &derr);
 	free(params);
 	if (status != DC_OK) {
+		call_ended(j, job_type_name(spec->type), &derr, 0);
 		classify(j, &derr);
 		dc_error_clear(&derr);
 	}
@@ -452,8 +514,9 @@ static void template_cb(void *arg, const dc_response *result, const dc_error *er
 	json_t *templates = json_object_get(j->discovery, "templates");
 	const char *service_id = j->spec->service_ids[j->template_index];
 
-	(void)result;
 	j->request = NULL;
+	call_ended(j, "template", err,
+	           err->status == DC_OK && result != NULL ? result->http_status : err->http_status);
 	if (err->status == DC_OK || err->status == DC_ERR_TEMPLATE_NOT_SUPPORTED) {
 		json_object_set_new(templates, service_id, json_boolean(err->status == DC_OK));
 	} else {
@@ -472,10 +535,12 @@ static void discover_finish(job *j)
 	dc_error derr = {0};
 
 	if (j->template_index < spec->service_ids_count) {
+		call_started(j);
 		if (dc_template_supported_start(j->env->client, settings->url_api,
 		                                j->env->cfg->worker.template_provider_id,
 		                                spec->service_ids[j->template_index], template_cb, j,
 		                                &j->request, &derr) != DC_OK) {
+			call_ended(j, "template", &derr, 0);
 			classify(j, &derr);
 			dc_error_clear(&derr);
 		}
@@ -521,6 +586,7 @@ static void discover_cb(void *arg, dc_discovery *result, const dc_error *err)
 	dc_error derr = {0};
 
 	j->request = NULL;
+	call_ended(j, "discover", err, err->http_status);
 	if (err->status == DC_ERR_NOT_SUPPORTED) {
 		j->discovery = json_pack("{s:b, s:s}", "supported", 0, "reason", err->message);
 		job_finish(j, "succeeded", NULL, NULL);
@@ -559,8 +625,10 @@ static void start_discover(job *j)
 {
 	dc_error derr = {0};
 
+	call_started(j);
 	if (dc_discover_start(j->env->client, j->spec->domain, discover_cb, j, &j->request,
 	                      &derr) != DC_OK) {
+		call_ended(j, "discover", &derr, 0);
 		classify(j, &derr);
 		dc_error_clear(&derr);
 	}

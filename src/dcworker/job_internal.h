@@ -91,6 +91,10 @@ struct job {
 
 	/* Plumbing. */
 	ev_timer timer;               /* step retries */
+	ev_timer renew_timer;         /* claim renewal while the job runs */
+	bool renewing_lease;          /* a job_store_renew_lease reply is due */
+	bool touching;                /* a queue_touch reply is due */
+	int64_t call_started_ms;      /* start of the provider call in flight, for metrics */
 	int step_failures;
 	int outstanding;              /* queue and job store callbacks not yet run */
 	bool cancelled;

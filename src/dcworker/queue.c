@@ -16,6 +16,7 @@
 #define QUEUE_DEAD_KEY "{dc}:dead"
 #define QUEUE_RESULT_PREFIX "{dc}:result:"
 #define QUEUE_RESULT_CHANNEL "dc:results"
+#define QUEUE_CALLS_PREFIX "{dc}:provider_calls:"
 #define QUEUE_REASON_MAX 512
 #define QUEUE_STATUS_NAME_MAX 64
 
@@ -437,10 +438,19 @@ static queue_status copy_options(queue *q, const queue_options *opts, queue_erro
 		q->queue_count = i + 1;
 	}
 
+	if (opts->db < 0 || opts->db > 15)
+		return queue_fail(err, QUEUE_ERR_INVALID_ARGUMENT, "db %ld is out of range (0 to 15)",
+		                  opts->db);
 	q->host = strdup(opts->host);
 	q->consumer = strdup(opts->consumer);
 	if (q->host == NULL || q->consumer == NULL)
 		return queue_fail(err, QUEUE_ERR_NOMEM, "out of memory");
+	if (opts->password != NULL && opts->password[0] != '\0') {
+		q->password = strdup(opts->password);
+		if (q->password == NULL)
+			return queue_fail(err, QUEUE_ERR_NOMEM, "out of memory");
+	}
+	q->db = opts->db;
 	q->port = opts->port;
 	q->command_timeout = default_long(opts->command_timeout_ms, 5000) / 1000.0;
 	q->connect_timeout = default_long(opts->connect_timeout_ms, 2000) / 1000.0;
@@ -463,6 +473,10 @@ static void queue_release(queue *q)
 		free(q->keys[i]);
 	free(q->host);
 	free(q->consumer);
+	if (q->password != NULL) {
+		explicit_bzero(q->password, strlen(q->password));
+		free(q->password);
+	}
 	free(q);
 }
 
@@ -734,5 +748,52 @@ queue_status queue_publish_result(queue *q, const char *job_id, const char *stat
 	arg_str(&a, status);
 	arg_int(&a, q->result_ttl_s);
 	arg_str(&a, QUEUE_RESULT_CHANNEL);
+	return send_args(q, &a, parse_integer, cb, arg, err);
+}
+
+/* Provider call counters */
+
+static bool provider_name_valid(const char *name)
+{
+	size_t len = name != NULL ? strlen(name) : 0;
+
+	if (len == 0 || len > QUEUE_PROVIDER_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = name[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '-' || c == '.'))
+			return false;
+	}
+	return true;
+}
+
+queue_status queue_count_call(queue *q, const char *provider, const char *status,
+                              long long now_ms, queue_cb cb, void *arg, queue_error *err)
+{
+	cmd_args a = {0};
+	char total_key[sizeof(QUEUE_CALLS_PREFIX) + QUEUE_PROVIDER_NAME_MAX];
+	char minute_key[sizeof(QUEUE_CALLS_PREFIX) + QUEUE_PROVIDER_NAME_MAX + 24];
+
+	if (!provider_name_valid(provider))
+		return queue_fail(err, QUEUE_ERR_INVALID_ARGUMENT,
+		                  "provider name is empty, longer than %d bytes or has other bytes "
+		                  "than A-Z a-z 0-9 _ - .",
+		                  QUEUE_PROVIDER_NAME_MAX);
+	if (!name_valid(status))
+		return queue_fail(err, QUEUE_ERR_INVALID_ARGUMENT,
+		                  "call status must be 1 to %d of A-Z a-z 0-9 _ -", QUEUE_NAME_MAX);
+	if (now_ms < 0)
+		return queue_fail(err, QUEUE_ERR_INVALID_ARGUMENT, "time is negative");
+
+	snprintf(total_key, sizeof(total_key), QUEUE_CALLS_PREFIX "%s", provider);
+	snprintf(minute_key, sizeof(minute_key), QUEUE_CALLS_PREFIX "%s:%lld", provider,
+	         now_ms / 60000 * 60);
+	arg_eval(&a, queue_script_count_call, 2);
+	arg_str(&a, total_key);
+	arg_str(&a, minute_key);
+	arg_str(&a, status);
+	arg_int(&a, QUEUE_CALLS_MINUTE_TTL_S);
 	return send_args(q, &a, parse_integer, cb, arg, err);
 }

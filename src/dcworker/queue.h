@@ -26,6 +26,9 @@
  * after each connect (MKSTREAM, starting at id 0, BUSYGROUP tolerated).
  * Commands issued while the connection is being established are sent once it
  * is up; commands issued while it is down fail with QUEUE_ERR_DISCONNECTED.
+ * With a password, AUTH is the first command of every connection (then
+ * SELECT when db is set); a refused AUTH is reported as QUEUE_EVENT_ERROR
+ * and never with the password in it.
  */
 #ifndef DCWORKER_QUEUE_H
 #define DCWORKER_QUEUE_H
@@ -92,6 +95,8 @@ typedef void (*queue_event_cb)(void *arg, queue_event event, const char *detail)
 typedef struct queue_options {
 	const char *host;              /* Redis address, e.g. "127.0.0.1" */
 	int port;
+	const char *password;          /* sent with AUTH on every connect; NULL: none */
+	long db;                       /* SELECTed on every connect when not 0; 0 to 15 */
 	const char *consumer;          /* consumer name in the group, unique per process */
 	const char *const *queues;     /* queue names, highest priority first */
 	size_t queue_count;            /* 1 to QUEUE_QUEUES_MAX */
@@ -237,5 +242,22 @@ queue_status queue_dead_letter(queue *q, const queue_message *msg, const char *r
 queue_status queue_publish_result(queue *q, const char *job_id, const char *status,
                                   const char *result_json, queue_cb cb, void *arg,
                                   queue_error *err);
+
+/* Longest DNS provider name counted by queue_count_call. */
+#define QUEUE_PROVIDER_NAME_MAX 64
+/* Per-minute call counters expire after this many seconds. */
+#define QUEUE_CALLS_MINUTE_TTL_S 7200
+
+/*
+ * Count one call to DNS provider PROVIDER that ended with STATUS (an HTTP
+ * status such as "200", or an error class such as "timeout") in
+ * {dc}:provider_calls:<PROVIDER> (HASH status -> count) and in
+ * {dc}:provider_calls:<PROVIDER>:<MINUTE> (the same for the minute that
+ * started at Unix time MINUTE, expiring after QUEUE_CALLS_MINUTE_TTL_S).
+ * MINUTE comes from NOW_MS, the caller's clock. CB may be NULL: an error
+ * reply is then reported as QUEUE_EVENT_ERROR. Result: value is the total.
+ */
+queue_status queue_count_call(queue *q, const char *provider, const char *status,
+                              long long now_ms, queue_cb cb, void *arg, queue_error *err);
 
 #endif

@@ -304,6 +304,35 @@ static void parse_group_create(queue *q, const redisReply *reply, queue_result *
 	           q->port, reply->str);
 }
 
+static void parse_setup(queue *q, const redisReply *reply, queue_result *result)
+{
+	if (reply->type != REDIS_REPLY_ERROR)
+		return;
+	queue_fail(&result->error, QUEUE_ERR_REDIS, "connection setup on Redis %s:%d failed: %.120s",
+	           q->host, q->port, reply->str);
+}
+
+/* Queue AUTH and SELECT when configured; they run before anything else on the connection. */
+static void send_setup(queue *q)
+{
+	if (q->password != NULL) {
+		const char *argv[] = {"AUTH", q->password};
+		size_t argvlen[] = {4, strlen(q->password)};
+
+		send_argv(q, 2, argv, argvlen, parse_setup, NULL, NULL, NULL);
+	}
+	if (q->db != 0) {
+		char db[24];
+		const char *argv[] = {"SELECT", db};
+		size_t argvlen[2];
+
+		snprintf(db, sizeof(db), "%ld", q->db);
+		argvlen[0] = 6;
+		argvlen[1] = strlen(db);
+		send_argv(q, 2, argv, argvlen, parse_setup, NULL, NULL, NULL);
+	}
+}
+
 /* Queue XGROUP CREATE for every stream; they run before any caller command. */
 static void create_groups(queue *q)
 {
@@ -339,6 +368,7 @@ static void connect_now(queue *q)
 	q->ac = ac;
 	q->connected = false;
 	q->connect_started = ev_now(q->loop);
+	send_setup(q);
 	create_groups(q);
 }
 

@@ -23,6 +23,8 @@ struct queue {
 	struct ev_loop *loop;
 	char *host;
 	int port;
+	char *password;                /* NULL: no AUTH */
+	long db;
 	char *consumer;
 	char names[QUEUE_QUEUES_MAX][QUEUE_NAME_MAX + 1];
 	char *keys[QUEUE_QUEUES_MAX];  /* "{dc}:queue:<name>" */

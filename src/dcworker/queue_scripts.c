@@ -184,3 +184,14 @@ const char queue_script_result[] =
 	"redis.call('HSET', KEYS[1], 'result', ARGV[1], 'status', ARGV[2], 'time_ms', now)\n"
 	"redis.call('EXPIRE', KEYS[1], ARGV[3])\n"
 	"return redis.call('PUBLISH', ARGV[4], ARGV[1])\n";
+
+/*
+ * Count one provider call in the total and in the per-minute hash.
+ * KEYS: total hash, minute hash. ARGV: status, minute hash TTL in seconds.
+ * Returns the new total of that status.
+ */
+const char queue_script_count_call[] =
+	"local n = redis.call('HINCRBY', KEYS[1], ARGV[1], 1)\n"
+	"redis.call('HINCRBY', KEYS[2], ARGV[1], 1)\n"
+	"redis.call('EXPIRE', KEYS[2], ARGV[2])\n"
+	"return n\n";

@@ -13,5 +13,6 @@ extern const char queue_script_schedule[];
 extern const char queue_script_promote[];
 extern const char queue_script_dead[];
 extern const char queue_script_result[];
+extern const char queue_script_count_call[];
 
 #endif

@@ -23,6 +23,7 @@ typedef struct worker {
 	dc_client *client;
 	queue *queue;
 	job_store *store;
+	metrics *metrics;
 	job_env env;
 	char owner[128];
 
@@ -192,9 +193,15 @@ static void reclaim_cb(void *arg, queue_result *result)
 	}
 	if (result->batch != NULL && result->batch->count > 0) {
 		log_fields f = {.action = "reclaim"};
+		size_t dead = 0;
 
-		log_write(w->log, LOG_LEVEL_INFO, &f, "reclaimed %zu entries idle past the visibility timeout",
-		          result->batch->count);
+		for (size_t i = 0; i < result->batch->count; i++)
+			dead += result->batch->messages[i].dead_lettered;
+		metrics_reclaimed(w->metrics, result->batch->count, dead);
+		log_write(w->log, LOG_LEVEL_INFO, &f,
+		          "reclaimed %zu entries idle past the visibility timeout, %zu of them dead "
+		          "letters",
+		          result->batch->count, dead);
 	}
 	start_batch(w, result->batch);
 	queue_batch_free(result->batch);
@@ -344,6 +351,70 @@ static void reload_signal_cb(struct ev_loop *loop, ev_signal *s, int revents)
 	worker_pump(w);
 }
 
+/* Metrics probes */
+
+static double in_flight_gauge(void *arg)
+{
+	const worker *w = arg;
+
+	return (double)w->jobs_count;
+}
+
+static bool ready_probe(void *arg, char *detail, size_t size)
+{
+	const worker *w = arg;
+
+	if (w->draining) {
+		snprintf(detail, size, "draining");
+		return false;
+	}
+	if (!queue_connected(w->queue)) {
+		snprintf(detail, size, "Redis is not connected");
+		return false;
+	}
+	if (job_store_connected(w->store) == 0) {
+		snprintf(detail, size, "PostgreSQL is not connected");
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Serves the metrics of worker INDEX at [metrics] listen plus INDEX. A
+ * failure is logged and the worker runs on without the endpoint.
+ */
+static void serve_metrics(worker *w, int index)
+{
+	metrics_error err = {0};
+	log_fields f = {.action = "metrics"};
+
+	if (w->cfg->metrics.listen == NULL || w->cfg->metrics.listen[0] == '\0')
+		return;
+	if (metrics_serve(w->metrics, w->loop, w->cfg->metrics.listen, index, &err) != METRICS_OK) {
+		f.error = metrics_status_name(err.status);
+		log_write(w->log, LOG_LEVEL_ERROR, &f, "%s; running without the metrics endpoint",
+		          err.message);
+		return;
+	}
+	log_write(w->log, LOG_LEVEL_INFO, &f, "worker %d serves /metrics, /healthz and /readyz on port %d",
+	          index, metrics_port(w->metrics));
+}
+
+/* Largest timeout of the provider sections, or 0 (the library default) when none sets one. */
+static long provider_timeout(const config *cfg, bool connect)
+{
+	long max = 0;
+
+	for (size_t i = 0; i < cfg->providers_count; i++) {
+		long t = connect ? cfg->providers[i].connect_timeout_ms
+		                 : cfg->providers[i].total_timeout_ms;
+
+		if (t > max)
+			max = t;
+	}
+	return max;
+}
+
 /* Start and stop */
 
 static bool open_components(worker *w)
@@ -367,6 +438,9 @@ static bool open_components(worker *w)
 		.allow_networks = cfg->guard.allow_networks,
 		.allow_ports = cfg->guard.allow_ports,
 		.dns_timeout_ms = cfg->dns.timeout_ms,
+		/* NOTE: one client serves every provider, so the largest provider timeout applies to all. */
+		.connect_timeout_ms = provider_timeout(cfg, true),
+		.total_timeout_ms = provider_timeout(cfg, false),
 	};
 	w->client = dc_client_new(w->loop, &dcc, &derr);
 	if (w->client == NULL) {
@@ -382,6 +456,8 @@ static bool open_components(worker *w)
 	queue_options qo = {
 		.host = cfg->redis.host != NULL ? cfg->redis.host : "127.0.0.1",
 		.port = (int)cfg->redis.port,
+		.password = cfg->redis.password,
+		.db = cfg->redis.db,
 		.consumer = w->owner,
 		.queues = (const char *const *)cfg->worker.queues,
 		.queue_count = cfg->worker.queues_count,
@@ -456,6 +532,7 @@ static void close_components(worker *w)
 		job_cancel(w->jobs[w->jobs_count - 1]);
 	dc_client_free(w->client);
 	token_crypto_free(w->crypto);
+	metrics_free(w->metrics);
 }
 
 int worker_run(const char *config_path, int index)
@@ -480,8 +557,10 @@ int worker_run(const char *config_path, int index)
 		log_simple(&w, LOG_LEVEL_ERROR, "start", NULL, "no event loop");
 		goto out;
 	}
-	if (!open_components(&w))
+	w.metrics = metrics_new();
+	if (w.metrics == NULL || !open_components(&w))
 		goto out;
+	metrics_set_probes(w.metrics, in_flight_gauge, ready_probe, &w);
 
 	w.env = (job_env){
 		.loop = w.loop,
@@ -495,10 +574,12 @@ int worker_run(const char *config_path, int index)
 		.lease_ms = w.cfg->worker.visibility_timeout_s * 1000,
 		.backoff = {.base_ms = w.cfg->worker.backoff_base_ms,
 		            .cap_ms = w.cfg->worker.backoff_cap_ms},
+		.metrics = w.metrics,
 		.on_done = job_done_cb,
 		.done_arg = &w,
 	};
 	start_watchers(&w);
+	serve_metrics(&w, index);
 
 	log_fields f = {.action = "start"};
 	log_write(w.log, LOG_LEVEL_INFO, &f, "worker %d started as consumer %s, in_flight %ld", index,
