@@ -400,7 +400,7 @@ static dcctl_exit stored_results(bulk_run_state *s, json_t *results)
 			id = json_object_iter_key(iter);
 			entry = json_object_iter_value(iter);
 			(void)entry;
-			if (redisAppendCommand(s->rc, "HGET " DCCTL_KEY_RESULT_PREFIX "%s result", id) != REDIS_OK)
+			if (redisAppendCommand(s->rc, "HGET " REDIS_KEY_RESULT_PREFIX "%s result", id) != REDIS_OK)
 				return out_error(s->ctx, DCCTL_EXIT_FAILED, "out of memory");
 			chunk[n++] = id;
 			iter = json_object_iter_next(s->waiting, iter);

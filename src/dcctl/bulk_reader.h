@@ -14,7 +14,7 @@
 #define BULK_ROW_MAX (128 * 1024)
 /* Columns accepted in a CSV header. */
 #define BULK_COLUMNS_MAX 128
-/* Longest reason of a rejected row. */
+/* Maximum length of the reason a row was rejected. */
 #define BULK_REASON_MAX 512
 
 typedef struct bulk_reader bulk_reader;

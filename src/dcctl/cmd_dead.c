@@ -73,8 +73,8 @@ static json_t *entry_json(const redisReply *entry)
 static int dead_list(dcctl *ctx, redisContext *rc, const char *id, long limit)
 {
 	redisReply *reply = id != NULL
-		? redisCommand(rc, "XRANGE " DCCTL_KEY_DEAD " %s %s", id, id)
-		: redisCommand(rc, "XREVRANGE " DCCTL_KEY_DEAD " + - COUNT %ld", limit);
+		? redisCommand(rc, "XRANGE " REDIS_KEY_DEAD " %s %s", id, id)
+		: redisCommand(rc, "XREVRANGE " REDIS_KEY_DEAD " + - COUNT %ld", limit);
 	int code = DCCTL_EXIT_OK;
 
 	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
@@ -125,8 +125,8 @@ out:
 /* Retries one entry; *found is false when it does not exist. */
 static dcctl_exit retry_one(dcctl *ctx, redisContext *rc, const char *id, bool *found)
 {
-	redisReply *reply = redisCommand(rc, "EVAL %s 1 %s %s %s", retry_script, DCCTL_KEY_DEAD, id,
-	                                 DCCTL_KEY_QUEUE_PREFIX);
+	redisReply *reply = redisCommand(rc, "EVAL %s 1 %s %s %s", retry_script, REDIS_KEY_DEAD, id,
+	                                 REDIS_KEY_QUEUE_PREFIX);
 	dcctl_exit code = DCCTL_EXIT_OK;
 
 	*found = false;
@@ -155,7 +155,7 @@ static int dead_retry(dcctl *ctx, redisContext *rc, const char *id)
 		retried = 1;
 	} else {
 		for (;;) {
-			redisReply *reply = redisCommand(rc, "XRANGE " DCCTL_KEY_DEAD " - + COUNT %d",
+			redisReply *reply = redisCommand(rc, "XRANGE " REDIS_KEY_DEAD " - + COUNT %d",
 			                                 DEAD_RETRY_BATCH);
 			if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
 				freeReplyObject(reply);
@@ -184,8 +184,8 @@ static int dead_retry(dcctl *ctx, redisContext *rc, const char *id)
 
 static int dead_purge(dcctl *ctx, redisContext *rc, const char *id)
 {
-	redisReply *reply = id != NULL ? redisCommand(rc, "XDEL " DCCTL_KEY_DEAD " %s", id)
-	                               : redisCommand(rc, "XLEN " DCCTL_KEY_DEAD);
+	redisReply *reply = id != NULL ? redisCommand(rc, "XDEL " REDIS_KEY_DEAD " %s", id)
+	                               : redisCommand(rc, "XLEN " REDIS_KEY_DEAD);
 	long long purged = reply != NULL && reply->type == REDIS_REPLY_INTEGER ? reply->integer : -1;
 
 	freeReplyObject(reply);
@@ -194,7 +194,7 @@ static int dead_purge(dcctl *ctx, redisContext *rc, const char *id)
 	if (id != NULL && purged == 0)
 		return out_error(ctx, DCCTL_EXIT_NOT_FOUND, "no dead letter %s", id);
 	if (id == NULL) {
-		reply = redisCommand(rc, "DEL " DCCTL_KEY_DEAD);
+		reply = redisCommand(rc, "DEL " REDIS_KEY_DEAD);
 		freeReplyObject(reply);
 	}
 	if (ctx->json)

@@ -13,7 +13,7 @@
 /* Default and largest --timeout, in seconds. */
 #define ENQUEUE_WAIT_DEFAULT_S 30.0
 #define ENQUEUE_WAIT_MAX_S 86400.0
-/* Longest line read from --code-file. */
+/* Maximum length of the line read from --code-file. */
 #define ENQUEUE_CODE_MAX 4096
 
 static const char enqueue_help[] =

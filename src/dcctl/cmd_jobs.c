@@ -16,7 +16,8 @@
 static const char job_help[] =
 	"usage: dcctl job ID\n\n"
 	"Prints a job's state, attempts, last error, result and event history from\n"
-	"PostgreSQL; when the row does not exist, the result stored in Redis.\n\n"
+	"PostgreSQL; when the row does not exist, the result stored in Redis, or\n"
+	"\"queued (not yet picked up)\" for a job dcctl enqueued that no worker has read.\n\n"
 	"Options:\n" DCCTL_COMMON_HELP
 	"\nExit codes: 0 found, 3 no such job, 4 unreachable.\n";
 
@@ -69,6 +70,57 @@ static json_t *row_json(const PGresult *res, int row)
 	return obj;
 }
 
+/*
+ * Returns the queue whose consumer group holds stream entry ENTRY_ID as
+ * delivered but not acknowledged, or NULL when no configured queue does.
+ */
+static const char *pending_queue(const dcctl *ctx, redisContext *rc, const char *entry_id)
+{
+	for (size_t i = 0; i < ctx->cfg->worker.queues_count; i++) {
+		const char *queue = ctx->cfg->worker.queues[i];
+		redisReply *reply = redisCommand(rc, "XPENDING " REDIS_KEY_QUEUE_PREFIX "%s " REDIS_GROUP
+		                                 " %s %s 1", queue, entry_id, entry_id);
+		bool pending = reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements > 0;
+
+		freeReplyObject(reply);
+		if (pending)
+			return queue;
+	}
+	return NULL;
+}
+
+/*
+ * Prints a job that dcctl enqueued but that has neither a dc_jobs row nor a
+ * result: the marker {dc}:enqueued:<id> holds its stream entry id. Returns
+ * false when there is no marker.
+ */
+static bool print_queued(const dcctl *ctx, redisContext *rc, const char *id)
+{
+	redisReply *reply = redisCommand(rc, "GET " REDIS_KEY_ENQUEUED_PREFIX "%s", id);
+
+	if (reply == NULL || reply->type != REDIS_REPLY_STRING) {
+		freeReplyObject(reply);
+		return false;
+	}
+
+	/* A pending entry was delivered to a worker that has not written its row yet. */
+	const char *queue = pending_queue(ctx, rc, reply->str);
+	const char *state = queue != NULL ? "running" : "queued";
+	const char *detail = queue != NULL ? "running (picked up, no result yet)"
+	                                   : "queued (not yet picked up)";
+	if (ctx->json) {
+		out_json(json_pack("{s:s, s:s, s:s, s:b, s:o}", "id", id, "state", state, "entry_id",
+		                   reply->str, "picked_up", queue != NULL, "queue",
+		                   queue != NULL ? json_string(queue) : json_null()));
+	} else {
+		out_field("id", "%s", id);
+		out_field("state", "%s", detail);
+		out_field("entry_id", "%s", reply->str);
+	}
+	freeReplyObject(reply);
+	return true;
+}
+
 static dcctl_exit redis_result(dcctl *ctx, const char *id)
 {
 	redisContext *rc = NULL;
@@ -77,9 +129,13 @@ static dcctl_exit redis_result(dcctl *ctx, const char *id)
 	if (code != DCCTL_EXIT_OK)
 		return code;
 	json_t *result = result_fetch(rc, id);
+	if (result == NULL) {
+		if (!print_queued(ctx, rc, id))
+			code = out_error(ctx, DCCTL_EXIT_NOT_FOUND, "no job %s in dc_jobs or in Redis", id);
+		redisFree(rc);
+		return code;
+	}
 	redisFree(rc);
-	if (result == NULL)
-		return out_error(ctx, DCCTL_EXIT_NOT_FOUND, "no job %s in dc_jobs or in Redis", id);
 	if (ctx->json) {
 		out_json(json_pack("{s:s, s:o}", "id", id, "result", result));
 	} else {

@@ -32,7 +32,7 @@ static long long redis_int(redisContext *rc, const char *fmt, const char *arg)
 /* Pending entries of the dcworker group on a stream (0 when the group is missing). */
 static long long pending(redisContext *rc, const char *key)
 {
-	redisReply *reply = redisCommand(rc, "XPENDING %s %s", key, DCCTL_GROUP);
+	redisReply *reply = redisCommand(rc, "XPENDING %s %s", key, REDIS_GROUP);
 	long long value = 0;
 
 	if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
@@ -49,7 +49,7 @@ static json_t *collect(dcctl *ctx, redisContext *rc, PGconn *conn)
 
 	for (size_t i = 0; i < cfg->worker.queues_count; i++) {
 		char key[64];
-		snprintf(key, sizeof(key), DCCTL_KEY_QUEUE_PREFIX "%s", cfg->worker.queues[i]);
+		snprintf(key, sizeof(key), REDIS_KEY_QUEUE_PREFIX "%s", cfg->worker.queues[i]);
 		json_object_set_new(queues, cfg->worker.queues[i],
 		                    json_pack("{s:I, s:I}", "length", (json_int_t)redis_int(rc, "XLEN %s", key),
 		                              "in_flight", (json_int_t)pending(rc, key)));
@@ -72,7 +72,7 @@ static json_t *collect(dcctl *ctx, redisContext *rc, PGconn *conn)
 
 	json_t *providers = json_object();
 	for (size_t i = 0; i < cfg->providers_count; i++) {
-		redisReply *reply = redisCommand(rc, "HGETALL " DCCTL_KEY_PROVIDER_CALLS_PREFIX "%s",
+		redisReply *reply = redisCommand(rc, "HGETALL " REDIS_KEY_PROVIDER_CALLS_PREFIX "%s",
 		                                 cfg->providers[i].name);
 		json_t *calls = json_object();
 		for (size_t k = 0; reply != NULL && reply->type == REDIS_REPLY_ARRAY && k + 1 < reply->elements;
@@ -83,8 +83,8 @@ static json_t *collect(dcctl *ctx, redisContext *rc, PGconn *conn)
 		json_object_set_new(providers, cfg->providers[i].name, json_pack("{s:o}", "calls", calls));
 	}
 	return json_pack("{s:o, s:I, s:I, s:o}", "queues", queues, "scheduled",
-	                 (json_int_t)redis_int(rc, "ZCARD %s", DCCTL_KEY_SCHEDULED), "dead",
-	                 (json_int_t)redis_int(rc, "XLEN %s", DCCTL_KEY_DEAD), "providers", providers);
+	                 (json_int_t)redis_int(rc, "ZCARD %s", REDIS_KEY_SCHEDULED), "dead",
+	                 (json_int_t)redis_int(rc, "XLEN %s", REDIS_KEY_DEAD), "providers", providers);
 }
 
 static void print_stats(const json_t *stats)

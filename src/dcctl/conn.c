@@ -41,9 +41,10 @@ dcctl_exit dcctl_load_config(dcctl *ctx)
 	return DCCTL_EXIT_OK;
 }
 
-static dcctl_exit redis_check(dcctl *ctx, redisContext *rc, const char *what)
+/* Runs one connection setup command (AUTH or SELECT) and reports a failure. */
+static dcctl_exit redis_check(dcctl *ctx, redisContext *rc, const char *command_format)
 {
-	redisReply *reply = redisCommand(rc, what, ctx->cfg->redis.password);
+	redisReply *reply = redisCommand(rc, command_format, ctx->cfg->redis.password);
 	dcctl_exit code = DCCTL_EXIT_OK;
 
 	if (reply == NULL)
@@ -191,4 +192,36 @@ bool dcctl_valid_queue_name(const char *name)
 	if (len == 0 || len > 32)
 		return false;
 	return strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") == len;
+}
+
+void dcctl_dc_config(const dcctl *ctx, dc_config *out)
+{
+	const config *cfg = ctx->cfg;
+
+	memset(out, 0, sizeof(*out));
+	out->dns_servers = cfg->dns.servers;
+	out->dns_timeout_ms = cfg->dns.timeout_ms;
+	out->allow_networks = cfg->guard.allow_networks;
+	out->allow_ports = cfg->guard.allow_ports;
+	out->ca_file = cfg->guard.ca_file;
+	out->user_agent = "dcctl/" DCCTL_VERSION;
+}
+
+dcctl_exit dcctl_exit_from_dc(dc_status status)
+{
+	switch (status) {
+	case DC_OK:
+		return DCCTL_EXIT_OK;
+	case DC_ERR_INVALID_ARGUMENT:
+		return DCCTL_EXIT_USAGE;
+	case DC_ERR_NOT_SUPPORTED:
+	case DC_ERR_ASYNC_NOT_SUPPORTED:
+	case DC_ERR_TEMPLATE_NOT_SUPPORTED:
+		return DCCTL_EXIT_NOT_SUPPORTED;
+	default:
+		break;
+	}
+	if (dc_status_is_transient(status))
+		return DCCTL_EXIT_UNREACHABLE;
+	return DCCTL_EXIT_FAILED;
 }

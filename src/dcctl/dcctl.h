@@ -21,7 +21,9 @@
 #include <libpq-fe.h>
 
 #include "config.h"
+#include "domainconnect.h"
 #include "log.h"
+#include "redis_keys.h"
 
 /* Exit status of dcctl; stable, documented in docs/cli.md. */
 typedef enum dcctl_exit {
@@ -29,9 +31,11 @@ typedef enum dcctl_exit {
 	DCCTL_EXIT_USAGE = 1,       /* unknown command or option, missing or invalid argument */
 	DCCTL_EXIT_CONFIG = 2,      /* the config file or an override is invalid */
 	DCCTL_EXIT_NOT_FOUND = 3,   /* the job, dead letter or authorization does not exist */
-	DCCTL_EXIT_UNREACHABLE = 4, /* Redis, PostgreSQL, DNS or the provider did not answer */
+	DCCTL_EXIT_UNREACHABLE = 4, /* Redis, PostgreSQL, DNS or the provider did not respond */
 	DCCTL_EXIT_FAILED = 5,      /* the operation ran and failed (rejected job, failed result) */
-	DCCTL_EXIT_TIMEOUT = 6      /* --wait ended before the result arrived */
+	DCCTL_EXIT_TIMEOUT = 6,     /* --wait ended before the result arrived */
+	DCCTL_EXIT_NOT_SUPPORTED = 7 /* the domain has no Domain Connect, or a template or the
+	                                asynchronous flow is not supported there */
 } dcctl_exit;
 
 /* Returns the stable name of an exit code ("not_found"); never NULL. */
@@ -89,17 +93,23 @@ bool dcctl_pg_configured(const dcctl *ctx);
 
 #define DCCTL_CONNECT_TIMEOUT_MS 3000
 
-/* Redis key names; they match the worker's queue (src/dcworker/queue.c). */
-#define DCCTL_KEY_QUEUE_PREFIX "{dc}:queue:"
-#define DCCTL_KEY_SCHEDULED "{dc}:scheduled"
-#define DCCTL_KEY_DEAD "{dc}:dead"
-#define DCCTL_KEY_RESULT_PREFIX "{dc}:result:"
-#define DCCTL_RESULT_CHANNEL "dc:results"
-#define DCCTL_GROUP "dcworker"
-/* Marker set by dcctl when it enqueues a job id, so a re-run skips it. */
-#define DCCTL_KEY_ENQUEUED_PREFIX "{dc}:enqueued:"
-/* Counters the worker may keep per DNS provider (HASH status -> count). */
-#define DCCTL_KEY_PROVIDER_CALLS_PREFIX "{dc}:provider_calls:"
+/* Version printed by --version and sent in the User-Agent. */
+#define DCCTL_VERSION "0.1.0"
+
+/*
+ * Fills OUT with the protocol library options from the loaded config: the
+ * [dns] servers and timeout and the [guard] allow_networks, allow_ports and
+ * ca_file. The strings stay owned by ctx->cfg.
+ */
+void dcctl_dc_config(const dcctl *ctx, dc_config *out);
+
+/*
+ * Maps a protocol library status to an exit code: DCCTL_EXIT_USAGE for
+ * invalid input, DCCTL_EXIT_NOT_SUPPORTED for no Domain Connect, no
+ * template or no asynchronous flow, DCCTL_EXIT_UNREACHABLE for transient
+ * failures, DCCTL_EXIT_FAILED for the rest.
+ */
+dcctl_exit dcctl_exit_from_dc(dc_status status);
 
 /* Parses a whole decimal integer in [min, max]; false when invalid. */
 bool dcctl_parse_long(const char *text, long min, long max, long *out);

@@ -114,9 +114,9 @@ bool enqueue_append(redisContext *rc, const char *queue, const char *id, const c
 	char marker[256];
 	char ttl[24];
 
-	snprintf(stream, sizeof(stream), DCCTL_KEY_QUEUE_PREFIX "%s", queue);
-	snprintf(result, sizeof(result), DCCTL_KEY_RESULT_PREFIX "%s", id);
-	snprintf(marker, sizeof(marker), DCCTL_KEY_ENQUEUED_PREFIX "%s", id);
+	snprintf(stream, sizeof(stream), REDIS_KEY_QUEUE_PREFIX "%s", queue);
+	snprintf(result, sizeof(result), REDIS_KEY_RESULT_PREFIX "%s", id);
+	snprintf(marker, sizeof(marker), REDIS_KEY_ENQUEUED_PREFIX "%s", id);
 	snprintf(ttl, sizeof(ttl), "%ld", marker_ttl_s);
 	const char *argv[] = {"EVAL", enqueue_script, "3", stream, result, marker, job_json, ttl};
 	return redisAppendCommandArgv(rc, 8, argv, NULL) == REDIS_OK;
@@ -177,7 +177,7 @@ static json_t *parse_result(const char *text, size_t len)
 
 json_t *result_fetch(redisContext *rc, const char *id)
 {
-	redisReply *reply = redisCommand(rc, "HGET " DCCTL_KEY_RESULT_PREFIX "%s result", id);
+	redisReply *reply = redisCommand(rc, "HGET " REDIS_KEY_RESULT_PREFIX "%s result", id);
 	json_t *result = NULL;
 
 	if (reply != NULL && reply->type == REDIS_REPLY_STRING)
@@ -204,12 +204,12 @@ dcctl_exit waiter_new(dcctl *ctx, waiter **out)
 		return code;
 	}
 
-	redisReply *reply = redisCommand(w->rc, "SUBSCRIBE %s", DCCTL_RESULT_CHANNEL);
+	redisReply *reply = redisCommand(w->rc, "SUBSCRIBE %s", REDIS_RESULT_CHANNEL);
 	bool ok = reply != NULL && reply->type == REDIS_REPLY_ARRAY;
 	freeReplyObject(reply);
 	if (!ok) {
 		code = out_error(ctx, DCCTL_EXIT_UNREACHABLE, "subscribing to %s failed: %s",
-		                 DCCTL_RESULT_CHANNEL, w->rc->errstr);
+		                 REDIS_RESULT_CHANNEL, w->rc->errstr);
 		waiter_free(w);
 		return code;
 	}

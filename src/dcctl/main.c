@@ -38,7 +38,8 @@ static void print_help(FILE *out)
 	             "  --version         print the version and exit\n\n"
 	             "Run 'dcctl COMMAND --help' for the options of a command.\n\n"
 	             "Exit codes: 0 ok, 1 usage error, 2 invalid config, 3 not found,\n"
-	             "4 service unreachable, 5 operation failed, 6 wait timed out.\n");
+	             "4 service unreachable, 5 operation failed, 6 wait timed out,\n"
+	             "7 Domain Connect, the template or the asynchronous flow not supported.\n");
 }
 
 int main(int argc, char **argv)
@@ -62,7 +63,7 @@ int main(int argc, char **argv)
 			return DCCTL_EXIT_OK;
 		}
 		if (strcmp(arg, "--version") == 0) {
-			printf("dcctl 0.1.0\n");
+			printf("dcctl " DCCTL_VERSION "\n");
 			return DCCTL_EXIT_OK;
 		}
 		if (strcmp(arg, "--json") == 0) {
@@ -91,7 +92,7 @@ int main(int argc, char **argv)
 		return DCCTL_EXIT_USAGE;
 	}
 
-	/* The subcommand sees argv[0] = its name, as getopt expects. */
+	/* getopt expects argv[0] to be the program name, so the subcommand gets its own name there. */
 	optind = 1;
 	code = cmd->run(&ctx, argc - i, argv + i);
 

@@ -20,6 +20,7 @@ static const char *const exit_names[] = {
 	[DCCTL_EXIT_UNREACHABLE] = "unreachable",
 	[DCCTL_EXIT_FAILED] = "failed",
 	[DCCTL_EXIT_TIMEOUT] = "timeout",
+	[DCCTL_EXIT_NOT_SUPPORTED] = "not_supported",
 };
 
 const char *dcctl_exit_name(dcctl_exit code)

@@ -189,3 +189,51 @@ Test(dcctl_inspect, stats_counts_queues)
 	cr_assert_eq(run_code(h, bad), 1);
 	harness_stop(h);
 }
+
+Test(dcctl_inspect, job_queued_not_picked_up)
+{
+	harness *h = harness_start(true, NULL);
+	cr_assert_not_null(h);
+	cr_assert(harness_migrate(h));
+	const char *enqueue[] = {"enqueue", "--type", "apply", "--authorization-id", AUTHZ,
+	                         "--service-id", "web", "--id", "q1", NULL};
+	cr_assert_eq(run_code(h, enqueue), 0);
+
+	/* No dc_jobs row and no result, but the enqueue marker exists: the job waits in its queue. */
+	const char *job[] = {"job", "q1", NULL};
+	run_output r = harness_run(h, job);
+	cr_assert_eq(r.exit_code, 0, "stderr: %s", r.err);
+	cr_assert_not_null(strstr(r.out, "queued (not yet picked up)"), "%s", r.out);
+	run_output_free(&r);
+
+	const char *job_json[] = {"job", "q1", "--json", NULL};
+	json_t *doc = run_ok(h, job_json);
+	cr_assert_str_eq(json_string_value(json_object_get(doc, "state")), "queued");
+	cr_assert(json_is_false(json_object_get(doc, "picked_up")));
+	cr_assert_not_null(json_string_value(json_object_get(doc, "entry_id")));
+	json_decref(doc);
+
+	/* A worker read the entry but has not written the row yet. */
+	redisReply *reply = redisCommand(h->rc, "XGROUP CREATE {dc}:queue:interactive dcworker 0");
+	freeReplyObject(reply);
+	reply = redisCommand(h->rc, "XREADGROUP GROUP dcworker w1 COUNT 1 STREAMS "
+	                     "{dc}:queue:interactive >");
+	cr_assert(reply != NULL && reply->type == REDIS_REPLY_ARRAY);
+	freeReplyObject(reply);
+	doc = run_ok(h, job_json);
+	cr_assert_str_eq(json_string_value(json_object_get(doc, "state")), "running");
+	cr_assert(json_is_true(json_object_get(doc, "picked_up")));
+	cr_assert_str_eq(json_string_value(json_object_get(doc, "queue")), "interactive");
+	json_decref(doc);
+
+	/* Once the row exists, dcctl prints the row from PostgreSQL. */
+	sql(h, "INSERT INTO dc_jobs (id, type, queue, state, attempts, payload) VALUES "
+	       "('q1', 'apply', 'interactive', 'running', 1, '{}')");
+	doc = run_ok(h, job_json);
+	cr_assert_eq(json_integer_value(json_object_get(doc, "attempts")), 1);
+	json_decref(doc);
+
+	const char *missing[] = {"job", "q2", NULL};
+	cr_assert_eq(run_code(h, missing), 3);
+	harness_stop(h);
+}
