@@ -7,7 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -102,8 +105,8 @@ static sbh *start_sandbox(const char *const *args, size_t count)
 	return h;
 }
 
-dd_env *dd_env_new(const char *extra_worker_ini, const char *const *sandbox_args,
-                   size_t sandbox_arg_count)
+static dd_env *env_new(const char *extra_worker_ini, const char *const *sandbox_args,
+                       size_t sandbox_arg_count, bool aof)
 {
 	dd_env *env = calloc(1, sizeof(*env));
 	char txt[256];
@@ -114,7 +117,7 @@ dd_env *dd_env_new(const char *extra_worker_ini, const char *const *sandbox_args
 	setenv(DD_SECRET_ENV, SBH_SECRET, 1);
 
 	env->dir = ts_tempdir("dcworker-daemon");
-	env->redis = ts_redis_start(false);
+	env->redis = ts_redis_start(aof);
 	env->postgres = ts_postgres_start();
 	env->sandbox = start_sandbox(sandbox_args, sandbox_arg_count);
 	if (env->dir == NULL || env->redis == NULL || env->postgres == NULL || env->sandbox == NULL)
@@ -141,6 +144,18 @@ dd_env *dd_env_new(const char *extra_worker_ini, const char *const *sandbox_args
 fail:
 	dd_env_free(env, false);
 	return NULL;
+}
+
+dd_env *dd_env_new(const char *extra_worker_ini, const char *const *sandbox_args,
+                   size_t sandbox_arg_count)
+{
+	return env_new(extra_worker_ini, sandbox_args, sandbox_arg_count, false);
+}
+
+dd_env *dd_env_new_aof(const char *extra_worker_ini, const char *const *sandbox_args,
+                       size_t sandbox_arg_count)
+{
+	return env_new(extra_worker_ini, sandbox_args, sandbox_arg_count, true);
 }
 
 bool dd_daemon_start(dd_env *env, int processes)
@@ -375,4 +390,103 @@ bool dd_sandbox_faults(dd_env *env, const char *faults_json)
 		fprintf(stderr, "faults rejected: %ld %s\n", r.status, r.body);
 	sbh_resp_clear(&r);
 	return ok;
+}
+
+char *dd_apply_text(const char *id, const char *authorization, const char *ip)
+{
+	json_t *job = json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}}", "id", id, "type", "apply",
+	                        "authorization_id", authorization, "service_id", "web", "params",
+	                        "ip", ip, "token", "verify-1");
+	char *text = json_dumps(job, JSON_COMPACT);
+
+	json_decref(job);
+	return text;
+}
+
+pid_t dd_last_worker_pid(dd_env *env)
+{
+	static const char marker[] = "started with pid ";
+	char *log = dd_log(env);
+	pid_t pid = 0;
+
+	for (char *p = strstr(log, marker); p != NULL; p = strstr(p + 1, marker))
+		pid = (pid_t)strtol(p + strlen(marker), NULL, 10);
+	free(log);
+	return pid;
+}
+
+bool dd_wait_running(dd_env *env, const char *id, long timeout_ms)
+{
+	long long deadline = dd_now_ms() + timeout_ms;
+
+	while (dd_now_ms() < deadline) {
+		char *state = dd_query(env, "SELECT state FROM dc_jobs WHERE id = $1", id);
+		bool running = state != NULL && strcmp(state, "running") == 0;
+
+		free(state);
+		if (running)
+			return true;
+		sleep_ms(20);
+	}
+	return false;
+}
+
+int dd_http_get(int port, const char *path, char **body)
+{
+	struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	char request[512];
+	char *text = NULL;
+	size_t size = 0;
+	int status = 0;
+
+	if (body != NULL)
+		*body = NULL;
+	if (fd < 0)
+		return 0;
+	inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+	struct timeval tv = {.tv_sec = 5};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0) {
+		close(fd);
+		return 0;
+	}
+	snprintf(request, sizeof(request),
+	         "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
+	if (write(fd, request, strlen(request)) < 0) {
+		close(fd);
+		return 0;
+	}
+	FILE *mem = open_memstream(&text, &size);
+	char buf[4096];
+	ssize_t n;
+
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		fwrite(buf, 1, (size_t)n, mem);
+	fclose(mem);
+	close(fd);
+	if (text != NULL && strncmp(text, "HTTP/1.", 7) == 0)
+		status = (int)strtol(text + 9, NULL, 10);
+	char *start = text != NULL ? strstr(text, "\r\n\r\n") : NULL;
+
+	if (body != NULL)
+		*body = strdup(start != NULL ? start + 4 : "");
+	free(text);
+	return status;
+}
+
+int dd_free_port(void)
+{
+	struct sockaddr_in addr = {.sin_family = AF_INET};
+	socklen_t len = sizeof(addr);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int port = 0;
+
+	inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&addr, &len) == 0)
+		port = ntohs(addr.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
 }

@@ -51,6 +51,10 @@ typedef struct dd_env {
 dd_env *dd_env_new(const char *extra_worker_ini, const char *const *sandbox_args,
                    size_t sandbox_arg_count);
 
+/* As dd_env_new, with Redis writing an AOF so that ts_redis_restart keeps every write. */
+dd_env *dd_env_new_aof(const char *extra_worker_ini, const char *const *sandbox_args,
+                       size_t sandbox_arg_count);
+
 /* Starts dcworker --processes PROCESSES. Returns false when it exits at once. */
 bool dd_daemon_start(dd_env *env, int processes);
 
@@ -90,6 +94,27 @@ long dd_log_count(dd_env *env, const char *text);
 
 /* Reads the daemon log (malloc'd, "" when empty). */
 char *dd_log(dd_env *env);
+
+/*
+ * Returns the JSON of apply job ID of template "web" with authorization
+ * AUTHORIZATION and the apex address IP (malloc'd).
+ */
+char *dd_apply_text(const char *id, const char *authorization, const char *ip);
+
+/* The pid of the worker the log names last ("started with pid N"), 0 when none. */
+pid_t dd_last_worker_pid(dd_env *env);
+
+/* Waits up to TIMEOUT_MS until job ID is running in PostgreSQL. */
+bool dd_wait_running(dd_env *env, const char *id, long timeout_ms);
+
+/*
+ * GETs PATH from 127.0.0.1:PORT over plain HTTP. Returns the status (0 when
+ * no answer) and puts the body in *BODY (malloc'd) when BODY is not NULL.
+ */
+int dd_http_get(int port, const char *path, char **body);
+
+/* A TCP port on 127.0.0.1 that was free a moment ago. */
+int dd_free_port(void);
 
 /* Milliseconds on a monotonic clock. */
 long long dd_now_ms(void);
