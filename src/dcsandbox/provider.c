@@ -152,6 +152,15 @@ const sb_client *sb_provider_client(const sb_provider *provider, const char *cli
 
 bool sb_client_redirect_allowed(const sb_client *client, const char *redirect_uri)
 {
+	/*
+	 * The URI goes into a Location header as it is. A control character or a
+	 * space in an appended query would make the header invalid (libmicrohttpd
+	 * then drops it, leaving a 302 without Location), so reject them.
+	 */
+	for (const unsigned char *c = (const unsigned char *)redirect_uri; *c != '\0'; c++) {
+		if (*c <= 0x20 || *c == 0x7f)
+			return false;
+	}
 	for (size_t i = 0; i < client->redirect_uri_count; i++) {
 		const char *reg = client->redirect_uris[i];
 		size_t len = strlen(reg);
