@@ -1,8 +1,8 @@
 /*
  * dcctl stats: per queue the stream length, pending (in flight) entries of
  * the dcworker group and jobs finished in the last minute; the scheduled
- * set and dead letters; per DNS provider the call counters the worker
- * keeps, when it keeps them. --watch repeats every --interval seconds.
+ * set and dead letters; per DNS provider the call counters and the pacing
+ * state (stats_provider.c). --watch repeats every --interval seconds.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +15,9 @@ static const char stats_help[] =
 	"usage: dcctl stats [--watch] [--interval SECONDS]\n\n"
 	"Prints per queue: length (XLEN), in flight (pending in group dcworker), jobs\n"
 	"finished in the last minute (from PostgreSQL when configured); scheduled and dead\n"
-	"jobs; per DNS provider the call counters {dc}:provider_calls:NAME when present.\n\n"
+	"jobs; per DNS provider of the config ([provider.NAME]) the calls by status, all\n"
+	"time and this minute, and the pacing: effective/configured rate, penalty level\n"
+	"after 429s, tokens in the bucket and requests in flight/maximum.\n\n"
 	"Options:\n"
 	"  --watch             print again every --interval seconds until interrupted\n"
 	"  --interval SECONDS  seconds between prints with --watch (default 2)\n" DCCTL_COMMON_HELP;
@@ -71,17 +73,10 @@ static json_t *collect(dcctl *ctx, redisContext *rc, PGconn *conn)
 	}
 
 	json_t *providers = json_object();
-	for (size_t i = 0; i < cfg->providers_count; i++) {
-		redisReply *reply = redisCommand(rc, "HGETALL " REDIS_KEY_PROVIDER_CALLS_PREFIX "%s",
-		                                 cfg->providers[i].name);
-		json_t *calls = json_object();
-		for (size_t k = 0; reply != NULL && reply->type == REDIS_REPLY_ARRAY && k + 1 < reply->elements;
-		     k += 2)
-			json_object_set_new(calls, reply->element[k]->str,
-			                    json_integer(strtoll(reply->element[k + 1]->str, NULL, 10)));
-		freeReplyObject(reply);
-		json_object_set_new(providers, cfg->providers[i].name, json_pack("{s:o}", "calls", calls));
-	}
+	int64_t now_ms = dcctl_now_ms();
+	for (size_t i = 0; i < cfg->providers_count; i++)
+		json_object_set_new(providers, cfg->providers[i].name,
+		                    stats_provider(rc, &cfg->providers[i], now_ms));
 	return json_pack("{s:o, s:I, s:I, s:o}", "queues", queues, "scheduled",
 	                 (json_int_t)redis_int(rc, "ZCARD %s", REDIS_KEY_SCHEDULED), "dead",
 	                 (json_int_t)redis_int(rc, "XLEN %s", REDIS_KEY_DEAD), "providers", providers);
@@ -115,10 +110,9 @@ static void print_stats(const json_t *stats)
 	printf("scheduled: %" JSON_INTEGER_FORMAT "  dead: %" JSON_INTEGER_FORMAT "\n",
 	       json_integer_value(json_object_get(stats, "scheduled")),
 	       json_integer_value(json_object_get(stats, "dead")));
-	json_object_foreach(json_object_get(stats, "providers"), name, q) {
-		char calls[512];
-		printf("provider %s calls: %s\n", name,
-		       out_scalar(json_object_get(q, "calls"), calls, sizeof(calls)));
+	if (json_object_size(json_object_get(stats, "providers")) > 0) {
+		printf("\n");
+		stats_provider_print(json_object_get(stats, "providers"));
 	}
 }
 

@@ -158,6 +158,19 @@ char *out_time(int64_t ms, char *buf, size_t size);
 /* Returns a printable value of a JSON scalar ("" for null) in buf. */
 const char *out_scalar(const json_t *value, char *buf, size_t size);
 
+/* ---- Provider statistics (stats_provider.c) ---------------------------- */
+
+/*
+ * Reads the worker's call counters of DNS provider P (all time and the
+ * minute that contains NOW_MS) and a snapshot of its pacing. Returns
+ * {"calls": {status: n}, "calls_this_minute": {...}, "pacing": {...} or
+ * null when Redis returned an error}, a new reference.
+ */
+json_t *stats_provider(redisContext *rc, const config_provider *p, int64_t now_ms);
+
+/* Prints the "providers" object of stats as a table on stdout. */
+void stats_provider_print(const json_t *providers);
+
 /* ---- Subcommands ------------------------------------------------------- */
 
 int cmd_migrate(dcctl *ctx, int argc, char **argv);
