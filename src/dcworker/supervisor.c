@@ -177,9 +177,13 @@ static void reload(supervisor *s)
 		          err.message);
 		return;
 	}
+	/* The line goes out before a higher level would hide it. */
+	if (fresh->log.level > LOG_LEVEL_INFO)
+		log_write(s->log, LOG_LEVEL_INFO, &f, "config is valid; workers reload it");
 	log_set_level(s->log, fresh->log.level);
+	if (fresh->log.level <= LOG_LEVEL_INFO)
+		log_write(s->log, LOG_LEVEL_INFO, &f, "config is valid; workers reload it");
 	config_free(fresh);
-	log_write(s->log, LOG_LEVEL_INFO, &f, "config is valid; workers reload it");
 	forward(s, SIGHUP);
 }
 

@@ -341,12 +341,16 @@ static void reload_signal_cb(struct ev_loop *loop, ev_signal *s, int revents)
 	}
 
 	/* Only these settings change in a running process; the rest needs a restart. */
-	log_set_level(w->log, fresh->log.level);
 	w->in_flight_max = fresh->worker.in_flight;
-	w->cfg->log.level = fresh->log.level;
 	w->cfg->worker.in_flight = fresh->worker.in_flight;
+
+	/* Log at the lower of the two levels, so the line shows whichever way the level moves. */
+	log_set_level(w->log, fresh->log.level < w->cfg->log.level ? fresh->log.level
+	                                                           : w->cfg->log.level);
 	log_write(w->log, LOG_LEVEL_INFO, &f, "reloaded: log level %s, in_flight %ld",
 	          log_level_name(fresh->log.level), fresh->worker.in_flight);
+	log_set_level(w->log, fresh->log.level);
+	w->cfg->log.level = fresh->log.level;
 	config_free(fresh);
 	worker_pump(w);
 }
