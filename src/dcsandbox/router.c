@@ -219,6 +219,9 @@ static void resolve_provider(sb_request *req)
 	req->provider = NULL;
 	req->provider_index = -1;
 	size_t name_len = host_buf[0] == '[' ? strcspn(host_buf, "]") + 1 : strcspn(host_buf, ":");
+	/* Without the closing bracket, the "+ 1" would point past the string's end. */
+	if (name_len > strlen(host_buf))
+		name_len = strlen(host_buf);
 	sb_provider *p = sb_config_provider_by_host(config, host_buf, name_len);
 	if (p != NULL) {
 		req->provider = p;

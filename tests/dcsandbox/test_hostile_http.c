@@ -213,6 +213,20 @@ Test(hostile_http, huge_query_and_header)
 	expect_alive("huge query and header");
 }
 
+/* An IPv6-style Host of 255 bytes with no closing bracket once made the router read past its buffer (ASan). */
+Test(hostile_http, unclosed_bracket_host)
+{
+	char *host = repeat("a", 254, "Host: [", "");
+	long status = raw_get("/p/" SBH_ALPHA_ID "/v2/" SBH_ZONE "/settings", host);
+	cr_expect_eq(status, 200, "status %ld", status);
+	free(host);
+	host = repeat("a", 254, "Host: [", ":1");
+	status = raw_get("/v2/" SBH_ZONE "/settings", host);
+	cr_expect_eq(status, 404, "status %ld", status);
+	free(host);
+	expect_alive("unclosed bracket in Host");
+}
+
 static sbh *start_manual_consent(void)
 {
 	sbh *m = sbh_new();
