@@ -87,8 +87,9 @@ typedef struct refresh_lease_tokens {
 /*
  * Store TOKENS for authorization ID when OWNER still holds its lease and the
  * row still has VERSION: bump the version, clear the lease and record the
- * refresh token's use. An expired lease that no other owner took over still counts,
- * because the provider already spent the old refresh token. Outcome STORED
+ * refresh token's use. An expired lease that no other owner took over
+ * still counts, because the provider already spent the old refresh token.
+ * Outcome STORED
  * with the new version. Errors: LEASE_LOST when another owner took the
  * lease, VERSION_CONFLICT when the version moved on, NOT_FOUND when absent.
  * Nothing is written on an error.
