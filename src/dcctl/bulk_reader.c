@@ -1,9 +1,10 @@
 /*
  * Bulk file parsing. A CSV header names job fields: id, type,
  * authorization_id, domain, service_id, host, redirect_uri, state,
- * dns_provider, code, on_conflict, not_before, max_attempts; the list
- * fields service_ids, hosts and group_ids hold space-separated values; a
- * column param.NAME sets template variable NAME. Empty cells are absent.
+ * dns_provider, code, on_conflict, not_before and max_attempts. The list
+ * fields service_ids, hosts and group_ids contain space-separated values,
+ * and a column param.NAME sets template variable NAME. Empty cells are
+ * absent.
  */
 #include "bulk_reader.h"
 
@@ -47,8 +48,8 @@ static bool known_column(const char *name)
 
 /*
  * Reads one CSV record into r->buf as NUL-separated fields. Returns the
- * field count, 0 at the end of the file, -1 for a bad record (reason set;
- * the rest of the record is skipped), -2 for an I/O error.
+ * field count, 0 at the end of the file, or -2 for an I/O error. A bad
+ * record returns -1 with the reason set, and the rest of it is skipped.
  */
 static int read_record(bulk_reader *r, char **fields, size_t max_fields, char *reason,
                        size_t reason_size)

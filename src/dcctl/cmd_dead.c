@@ -77,10 +77,14 @@ static int dead_list(dcctl *ctx, redisContext *rc, const char *id, long limit)
 		: redisCommand(rc, "XREVRANGE " REDIS_KEY_DEAD " + - COUNT %ld", limit);
 	int code = DCCTL_EXIT_OK;
 
-	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
-		code = out_error(ctx, reply == NULL ? DCCTL_EXIT_UNREACHABLE : DCCTL_EXIT_USAGE,
-		                 "reading dead letters failed: %s",
-		                 reply == NULL ? rc->errstr : reply->str != NULL ? reply->str : "");
+	if (reply == NULL) {
+		code = out_error(ctx, DCCTL_EXIT_UNREACHABLE, "reading dead letters failed: %s",
+		                 rc->errstr);
+		goto out;
+	}
+	if (reply->type != REDIS_REPLY_ARRAY) {
+		code = out_error(ctx, DCCTL_EXIT_USAGE, "reading dead letters failed: %s",
+		                 reply->str != NULL ? reply->str : "");
 		goto out;
 	}
 	if (id != NULL && reply->elements == 0) {

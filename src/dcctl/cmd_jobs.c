@@ -71,8 +71,9 @@ static json_t *row_json(const PGresult *res, int row)
 }
 
 /*
- * Returns the queue whose consumer group holds stream entry ENTRY_ID as
- * delivered but not acknowledged, or NULL when no configured queue does.
+ * Returns the queue in which stream entry ENTRY_ID is pending in group
+ * dcworker (delivered but not acknowledged), or NULL when it is pending in no
+ * configured queue.
  */
 static const char *pending_queue(const dcctl *ctx, redisContext *rc, const char *entry_id)
 {
@@ -91,8 +92,8 @@ static const char *pending_queue(const dcctl *ctx, redisContext *rc, const char 
 
 /*
  * Prints a job that dcctl enqueued but that has neither a dc_jobs row nor a
- * result: the marker {dc}:enqueued:<id> holds its stream entry id. Returns
- * false when there is no marker.
+ * result. The marker {dc}:enqueued:<id> contains its stream entry id.
+ * Returns false when there is no marker.
  */
 static bool print_queued(const dcctl *ctx, redisContext *rc, const char *id)
 {

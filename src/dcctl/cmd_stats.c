@@ -1,8 +1,9 @@
 /*
- * dcctl stats: per queue the stream length, pending (in flight) entries of
- * the dcworker group and jobs finished in the last minute; the scheduled
- * set and dead letters; per DNS provider the call counters and the pacing
- * state (stats_provider.c). --watch repeats every --interval seconds.
+ * dcctl stats: per queue the stream length, the pending (in flight)
+ * entries of the dcworker group and the jobs finished in the last minute.
+ * Then the scheduled and dead counts, and per DNS provider the call
+ * counters and the pacing state (stats_provider.c). --watch repeats every
+ * --interval seconds.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -82,7 +82,7 @@ bool enqueue_prepare(const dcctl *ctx, json_t *job, const char *prefix, common_e
 	if (job_spec_parse(text, strlen(text), dcctl_now_ms(), &spec, err) != COMMON_OK)
 		goto out;
 
-	/* The worker rejects a dns_provider missing from its provider table; say so now. */
+	/* The worker rejects a dns_provider missing from its provider table, so reject it here first. */
 	if (spec->dns_provider != NULL && ctx->cfg != NULL &&
 	    config_find_provider(ctx->cfg, spec->dns_provider) == NULL) {
 		char quoted[80];

@@ -18,7 +18,7 @@
  */
 #define STATS_PACE_FLOOR_DIVISOR 16.0
 
-/* Longest key built here: prefix, provider name (at most 64 bytes) and suffix. */
+/* Maximum key length: prefix, provider name (config allows 1 to 64 bytes) and suffix. */
 #define STATS_KEY_MAX 160
 
 /*

@@ -15,6 +15,8 @@
 
 /* Largest output read back from a dcctl run. */
 #define HARNESS_OUTPUT_MAX (8 * 1024 * 1024)
+/* Maximum number of arguments of one dcctl run, the binary and --config included. */
+#define HARNESS_ARGS_MAX 128
 
 const char *harness_dcctl_path(void)
 {
@@ -102,13 +104,13 @@ void harness_stop(harness *h)
 static pid_t spawn(const harness *h, const char *const *argv, const char *out_path,
                    const char *err_path)
 {
-	const char *args[64];
+	const char *args[HARNESS_ARGS_MAX + 1];
 	size_t n = 0;
 
 	args[n++] = harness_dcctl_path();
 	args[n++] = "--config";
 	args[n++] = h->config_path;
-	for (size_t i = 0; argv[i] != NULL && n < 63; i++)
+	for (size_t i = 0; argv[i] != NULL && n < HARNESS_ARGS_MAX; i++)
 		args[n++] = argv[i];
 	args[n] = NULL;
 

@@ -382,3 +382,65 @@ Test(dcctl_consent, reserved_param_rejected)
 	run_output_free(&r);
 	harness_stop(h);
 }
+
+/* Runs dcctl and returns its exit code; stderr must name FRAGMENT. */
+static int run_code_naming(const harness *h, const char *const *argv, const char *fragment)
+{
+	run_output r = harness_run(h, argv);
+	int code = r.exit_code;
+
+	cr_assert_not_null(strstr(r.err, fragment), "stderr does not name %s: %s", fragment, r.err);
+	run_output_free(&r);
+	return code;
+}
+
+Test(dcctl_discover, usage_errors)
+{
+	/* No [worker] template_provider_id in this config. */
+	harness *h = harness_start(false, NULL);
+	cr_assert_not_null(h);
+
+	const char *no_provider_id[] = {"discover", ALPHA_ZONE, "--service-id", "web", NULL};
+	cr_assert_eq(run_code_naming(h, no_provider_id, "--provider-id"), 1);
+
+	const char *no_domain[] = {"discover", NULL};
+	cr_assert_eq(run_code_naming(h, no_domain, "DOMAIN"), 1);
+
+	const char *many[80] = {"discover", ALPHA_ZONE};
+	size_t n = 2;
+	for (int i = 0; i < 33; i++) {
+		many[n++] = "--service-id";
+		many[n++] = "web";
+	}
+	many[n] = NULL;
+	cr_assert_eq(run_code_naming(h, many, "too many --service-id"), 1);
+
+	const char *ux = "https://" SBH_ALPHA_HOST "/consent";
+	const char *no_service[] = {"consent-url", ALPHA_ZONE, "--url-async-ux", ux,
+	                            "--redirect-uri", SBH_REDIRECT, NULL};
+	cr_assert_eq(run_code_naming(h, no_service, "--service-id"), 1);
+
+	const char *no_redirect[] = {"consent-url", ALPHA_ZONE, "--url-async-ux", ux,
+	                             "--service-id", "web", NULL};
+	cr_assert_eq(run_code_naming(h, no_redirect, "--redirect-uri"), 1);
+
+	const char *no_ux[] = {"consent-url", ALPHA_ZONE, "--service-id", "web", "--redirect-uri",
+	                       SBH_REDIRECT, NULL};
+	cr_assert_eq(run_code_naming(h, no_ux, "--url-async-ux"), 1);
+
+	const char *no_template_provider[] = {"consent-url", ALPHA_ZONE, "--url-async-ux", ux,
+	                                      "--service-id", "web", "--redirect-uri", SBH_REDIRECT,
+	                                      NULL};
+	cr_assert_eq(run_code_naming(h, no_template_provider, "--provider-id"), 1);
+
+	/* With --provider-id the same request builds, and client_id defaults to it. */
+	const char *with_id[] = {"consent-url", ALPHA_ZONE, "--url-async-ux", ux, "--service-id",
+	                         "web", "--redirect-uri", SBH_REDIRECT, "--provider-id", "app.test",
+	                         NULL};
+	run_output r = harness_run(h, with_id);
+	cr_assert_eq(r.exit_code, 0, "stderr: %s", r.err);
+	cr_assert_not_null(strstr(r.out, "/providers/app.test?"), "%s", r.out);
+	cr_assert_not_null(strstr(r.out, "client_id=app.test"), "%s", r.out);
+	run_output_free(&r);
+	harness_stop(h);
+}
