@@ -202,8 +202,9 @@ void sb_handle_admin(sb_request *req, const char *path, sb_response *resp)
 	sb_server *srv = req->server;
 	if (strcmp(path, "/admin/counters") == 0 && is_method(req, "GET")) {
 		pthread_mutex_lock(&srv->lock);
-		json_t *out = json_pack("{s:o, s:o, s:I}", "requests", sb_stats_to_json(srv->stats, srv->config),
-			"zones", overlap_json(srv->config), "access_tokens", (json_int_t)sb_tokens_access_count(srv->tokens));
+		json_t *out = json_pack("{s:o, s:o, s:I, s:I}", "requests", sb_stats_to_json(srv->stats, srv->config),
+			"zones", overlap_json(srv->config), "access_tokens", (json_int_t)sb_tokens_access_count(srv->tokens),
+			"grants", (json_int_t)sb_tokens_grant_count(srv->tokens));
 		pthread_mutex_unlock(&srv->lock);
 		sb_response_json(resp, 200, out);
 	} else if (strcmp(path, "/admin/overlap") == 0 && is_method(req, "GET")) {

@@ -9,7 +9,11 @@
 #include <string.h>
 #include <strings.h>
 
-/* Sweep expired access tokens once this many have been issued since the last sweep. */
+/*
+ * Sweep expired access tokens once this many have been issued since the last
+ * sweep, and expired codes (with the grants nobody exchanged) once this many
+ * codes have been issued.
+ */
 #define TOKENS_SWEEP_EVERY 1024
 
 typedef struct code_entry {
@@ -27,7 +31,9 @@ struct sb_tokens {
 	sb_map *access;  /* token -> sb_access */
 	sb_map *refresh; /* token -> sb_grant */
 	grant_list *grants;
+	size_t grant_count;
 	size_t issued_since_sweep;
+	size_t codes_since_sweep;
 };
 
 static bool random_token(char *out)
@@ -141,10 +147,46 @@ static char **split_list(const char *text, const char *seps, bool keep_empty, bo
 	return list;
 }
 
+static bool sweep_expired_code(void *arg, const char *key, void *value)
+{
+	code_entry *entry = value;
+
+	(void)key;
+	if (entry->expires_ms > *(const int64_t *)arg)
+		return false;
+	entry->grant->orphaned = true;
+	free(entry);
+	return true;
+}
+
+/* Drops expired codes, then frees every grant whose code expired unexchanged. */
+static void sweep_codes(sb_tokens *tokens)
+{
+	int64_t now = sb_monotonic_ms();
+
+	sb_map_sweep(tokens->codes, sweep_expired_code, &now);
+	for (grant_list **link = &tokens->grants; *link != NULL;) {
+		grant_list *node = *link;
+
+		if (!node->grant.orphaned) {
+			link = &node->next;
+			continue;
+		}
+		*link = node->next;
+		grant_clear(&node->grant);
+		free(node);
+		tokens->grant_count--;
+	}
+	tokens->codes_since_sweep = 0;
+}
+
 bool sb_tokens_issue_code(sb_tokens *tokens, sb_provider *provider, const char *zone_name, const char *hosts_csv,
 	const char *template_provider_id, const char *scope, const char *client_id,
 	const char *redirect_uri, char *code)
 {
+	if (++tokens->codes_since_sweep >= TOKENS_SWEEP_EVERY)
+		sweep_codes(tokens);
+
 	grant_list *node = calloc(1, sizeof(*node));
 	code_entry *entry = calloc(1, sizeof(*entry));
 	if (node == NULL || entry == NULL)
@@ -172,6 +214,7 @@ bool sb_tokens_issue_code(sb_tokens *tokens, sb_provider *provider, const char *
 	}
 	node->next = tokens->grants;
 	tokens->grants = node;
+	tokens->grant_count++;
 	return true;
 fail:
 	free(node);
@@ -184,8 +227,14 @@ sb_grant *sb_tokens_take_code(sb_tokens *tokens, const char *code)
 	code_entry *entry = sb_map_remove(tokens->codes, code);
 	if (entry == NULL)
 		return NULL;
-	sb_grant *grant = entry->expires_ms > sb_monotonic_ms() ? entry->grant : NULL;
+	sb_grant *grant = entry->grant;
+	bool expired = entry->expires_ms <= sb_monotonic_ms();
+
 	free(entry);
+	if (expired) {
+		grant->orphaned = true;
+		return NULL;
+	}
 	return grant;
 }
 
@@ -260,6 +309,11 @@ const sb_access *sb_tokens_access(sb_tokens *tokens, const char *token)
 		return NULL;
 	}
 	return a;
+}
+
+size_t sb_tokens_grant_count(const sb_tokens *tokens)
+{
+	return tokens->grant_count;
 }
 
 size_t sb_tokens_access_count(const sb_tokens *tokens)

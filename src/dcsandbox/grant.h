@@ -30,6 +30,7 @@ typedef struct sb_grant {
 	char *client_id;
 	char *redirect_uri;      /* as sent at consent; the code exchange must repeat it */
 	char refresh_token[SB_TOKEN_CHARS + 1]; /* current one; "" before the code exchange */
+	bool orphaned; /* its code expired unexchanged; freed at the next sweep */
 } sb_grant;
 
 /* An access token's view of its grant. */
@@ -85,6 +86,9 @@ const sb_access *sb_tokens_access(sb_tokens *tokens, const char *token);
 
 /* Return the number of live access tokens (for the admin API). */
 size_t sb_tokens_access_count(const sb_tokens *tokens);
+
+/* Returns the number of grants held: pending codes plus exchanged ones. */
+size_t sb_tokens_grant_count(const sb_tokens *tokens);
 
 /* Return true when GRANT covers HOST ("" or NULL is the apex). */
 bool sb_grant_has_host(const sb_grant *grant, const char *host);
