@@ -132,17 +132,27 @@ static dcctl_exit check_templates(const dcctl *ctx, const dc_config *cfg, const 
 	return DCCTL_EXIT_OK;
 }
 
-/* Exit status of a successful discovery: 7 when a requested template is not supported. */
-static dcctl_exit templates_exit(const json_t *templates)
+/*
+ * Returns the exit status of a successful discovery: 7 when a requested
+ * template is not supported, each one named on stderr.
+ */
+static dcctl_exit templates_exit(const json_t *templates, const char *provider_id,
+                                 const dc_discovery *d)
 {
 	const char *service;
 	json_t *supported;
+	dcctl_exit code = DCCTL_EXIT_OK;
 
 	json_object_foreach((json_t *)templates, service, supported) {
-		if (!json_is_true(supported))
-			return DCCTL_EXIT_NOT_SUPPORTED;
+		if (json_is_true(supported))
+			continue;
+		fprintf(stderr, "dcctl: the DNS provider of %s (%s) does not support template %s/%s\n",
+		        d->domain, d->settings.provider_id != NULL ? d->settings.provider_id
+		                                                   : d->txt_value,
+		        provider_id, service);
+		code = DCCTL_EXIT_NOT_SUPPORTED;
 	}
-	return DCCTL_EXIT_OK;
+	return code;
 }
 
 int cmd_discover(dcctl *ctx, int argc, char **argv)
@@ -206,7 +216,7 @@ int cmd_discover(dcctl *ctx, int argc, char **argv)
 		code = check_templates(ctx, &cfg, d, provider_id, services, services_count, &templates);
 		if (code != DCCTL_EXIT_OK)
 			goto out;
-		code = templates_exit(templates);
+		code = templates_exit(templates, provider_id, d);
 	}
 
 	json_t *doc = discovery_json(ctx, d, templates);

@@ -192,6 +192,10 @@ Test(dcctl_discover, template_supported_or_not)
 
 	const char *missing[] = {"discover", ALPHA_ZONE, "--service-id", "web", "--service-id",
 	                         "nosuch", "--json", NULL};
+	run_output r = harness_run(e->h, missing);
+	cr_assert_not_null(strstr(r.err, "template " SBH_TPL_PROVIDER "/nosuch"), "%s", r.err);
+	cr_assert_null(strstr(r.err, "/web"), "%s", r.err);
+	run_output_free(&r);
 	doc = run_json_code(e->h, missing, 7);
 	templates = json_object_get(doc, "templates");
 	cr_assert(json_is_true(json_object_get(templates, "web")));
