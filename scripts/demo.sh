@@ -275,7 +275,7 @@ plan_jq='
 		elif $kind == "label" then "v\($i)"
 		elif $kind == "text" then "demo-token-\($i)"
 		else "edge\($i).example.net" end;
-	def subst($params): reduce ($params | to_entries[]) as $e (.; gsub("%\($e.key)%"; $e.value; "i"));
+	def subst($params): reduce ($params | to_entries[]) as $e (.; split("%\($e.key)%") | join($e.value));
 	def join_name($rec; $host):
 		($rec | ascii_downcase) as $r
 		| if $host == "" then $r elif $r == "@" then $host else "\($r).\($host)" end;
@@ -554,15 +554,22 @@ awk -F'\t' '{printf "url = \"%s\"\n", $3}' "$work/discovered.tsv" >"$work/consen
 "${curl_sb[@]}" --parallel --parallel-max 16 -K "$work/consent.curl" -o /dev/null \
 	-w '%{http_code}\t%{url_effective}\t%{redirect_url}\n' >"$work/consent.out"
 jq -r '[.state, .zone, .fqdn, .provider] | @tsv' "$work/plan.jsonl" | sort >"$work/states.tsv"
-: >"$work/codes.tsv"
-while IFS=$'\t' read -r http url location; do
-	[ "$http" = 302 ] || die "consent returned $http instead of a redirect: $url"
-	code=$(query_value "$location" code)
-	state=$(query_value "$location" state)
-	[ -n "$code" ] || die "consent redirect without a code: error=$(query_value "$location" error)"
-	printf '%s\t%s\n' "$state" "$code" >>"$work/codes.tsv"
-done <"$work/consent.out"
-sort -o "$work/codes.tsv" "$work/codes.tsv"
+# Each line becomes "state<TAB>code"; a line without a redirect or a code
+# becomes "-<TAB>the status and URL" and stops the demo.
+awk -F'\t' '
+	function param(url, name) {
+		if (match(url, "[?&]" name "=[^&#]*"))
+			return substr(url, RSTART + length(name) + 2, RLENGTH - length(name) - 2)
+		return ""
+	}
+	{
+		code = param($3, "code")
+		if ($1 != "302" || code == "") { print "-\t" $1 " " $2 " -> " $3; next }
+		print param($3, "state") "\t" code
+	}' "$work/consent.out" | sort >"$work/codes.tsv"
+if grep -q '^-' "$work/codes.tsv"; then
+	die "consent gave no code: $(grep '^-' "$work/codes.tsv" | head -n 1 | cut -f2)"
+fi
 matched=$(join -t $'\t' "$work/states.tsv" "$work/codes.tsv" | wc -l)
 [ "$matched" -eq "$domains" ] || die "only $matched of $domains consent redirects carried a known state"
 echo "consent: $domains codes, every state matched its domain"
