@@ -52,7 +52,7 @@ typedef struct config_provider {
 	bool service_id_in_path;
 	double rate;               /* requests per second, shared by all workers */
 	long burst;                /* token bucket size */
-	long max_concurrency;      /* calls in flight per worker process */
+	long max_concurrency;      /* calls in flight at this provider, across all workers */
 	long connect_timeout_ms;
 	long total_timeout_ms;
 } config_provider;
