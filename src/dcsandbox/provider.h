@@ -110,6 +110,9 @@ const sb_client *sb_provider_client(const sb_provider *provider, const char *cli
 /*
  * Return true when REDIRECT_URI is registered for CLIENT: equal to a
  * registered URI, or equal to one up to a query that the request adds.
+ * A REDIRECT_URI holding any byte <= 0x20 (control characters and the
+ * space) or 0x7f is rejected, registered or not, because it goes into a
+ * Location header as it is.
  */
 bool sb_client_redirect_allowed(const sb_client *client, const char *redirect_uri);
 
