@@ -84,13 +84,6 @@ phase() {
 phase "packages and build"
 if [ -z "${DC_DEMO_SKIP_DEPS:-}" ]; then
 	bash "$repo/scripts/install-deps.sh"
-	# jq reads and writes the JSON of the plan, the results and the zones.
-	if ! command -v jq >/dev/null; then
-		echo "demo: installing jq"
-		if [ "$(id -u)" -ne 0 ]; then sudo apt-get install -y -qq jq >/dev/null; else
-			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null
-		fi
-	fi
 fi
 for tool in jq curl redis-server redis-cli psql setsid ss; do
 	command -v "$tool" >/dev/null || die "$tool not found; run scripts/install-deps.sh"

@@ -9,7 +9,7 @@ packages=(
 	libcriterion-dev libc-ares-dev libpsl-dev libmicrohttpd-dev libssl-dev
 	libinih-dev libidn2-dev
 	redis-server redis-tools postgresql-15 dnsmasq-base openssl
-	bind9-dnsutils curl procps
+	bind9-dnsutils curl procps jq
 )
 
 missing=()
