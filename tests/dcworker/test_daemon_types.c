@@ -117,7 +117,7 @@ Test(daemon_types, invalid_grant_on_exchange, .init = setup, .fini = teardown, .
 	free(state);
 	json_decref(first);
 
-	/* The code is spent: the provider answers invalid_grant. */
+	/* The code is spent, so the provider returns invalid_grant. */
 	json_t *result = run("exchange-b", job, &state);
 	cr_expect_str_eq(state, "failed");
 	cr_expect_str_eq(json_string_value(json_object_get(result, "error_code")), "invalid_grant");
