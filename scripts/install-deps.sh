@@ -10,6 +10,7 @@ packages=(
 	libinih-dev libidn2-dev
 	redis-server redis-tools postgresql-15 dnsmasq-base openssl
 	bind9-dnsutils curl procps jq
+	python3-redis ruby-redis nodejs node-redis
 )
 
 missing=()

@@ -2,12 +2,17 @@
 # Enqueues one dcworker apply job with redis-rb and waits for its result.
 # Usage: ruby enqueue.rb AUTHORIZATION_ID SERVICE_ID [NAME=VALUE ...]
 # REDIS_URL selects the Redis that dcworker reads (default redis://127.0.0.1:6379).
-# Needs redis-rb 4.6 or later: gem install redis
+# Prints the result JSON and exits 0 once the job has a result, whatever its
+# status. It exits 1 when no message arrives on dc:results for 60 s.
+# Needs redis-rb 4.6 or later: on Debian, apt-get install ruby-redis.
 require "json"
 require "redis"
 require "securerandom"
 
-abort "usage: ruby enqueue.rb AUTHORIZATION_ID SERVICE_ID [NAME=VALUE ...]" if ARGV.length < 2
+TIMEOUT_S = 60
+USAGE = "usage: ruby enqueue.rb AUTHORIZATION_ID SERVICE_ID [NAME=VALUE ...]"
+
+abort USAGE if ARGV.length < 2 || ARGV[2..].any? { |pair| !pair.include?("=") }
 url = ENV.fetch("REDIS_URL", "redis://127.0.0.1:6379")
 redis = Redis.new(url: url)
 subscriber = Redis.new(url: url) # a subscribed connection can run no other command
@@ -23,20 +28,24 @@ job = {
 
 # Subscribe before enqueueing, then read the hash once, so that a result
 # published in between is not missed.
-subscriber.subscribe("dc:results") do |on|
-  on.subscribe do
-    redis.xadd("{dc}:queue:interactive", { job: JSON.generate(job) })
-    puts "enqueued #{id}"
-    stored = redis.hget("{dc}:result:#{id}", "result")
-    if stored
-      puts stored
-      subscriber.unsubscribe
+begin
+  subscriber.subscribe_with_timeout(TIMEOUT_S, "dc:results") do |on|
+    on.subscribe do
+      redis.xadd("{dc}:queue:interactive", { job: JSON.generate(job) })
+      puts "enqueued #{id}"
+      stored = redis.hget("{dc}:result:#{id}", "result")
+      if stored
+        puts stored
+        subscriber.unsubscribe
+      end
+    end
+    on.message do |_channel, message|
+      if JSON.parse(message)["id"] == id
+        puts message
+        subscriber.unsubscribe
+      end
     end
   end
-  on.message do |_channel, message|
-    if JSON.parse(message)["id"] == id
-      puts message
-      subscriber.unsubscribe
-    end
-  end
+rescue Redis::TimeoutError
+  abort "no result for #{id} after #{TIMEOUT_S} s; check it later with: dcctl job #{id}"
 end
