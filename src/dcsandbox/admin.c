@@ -80,7 +80,19 @@ static bool reset_all(sb_server *srv)
 	return true;
 }
 
-/* PUT replaces the zone's records, POST appends to them; the zone is created when missing. */
+/* Send 400 with the zone engine's status name and ERR's message. */
+static void zone_error_response(sb_response *resp, const zone_error *err)
+{
+	sb_response_json(resp, 400, json_pack("{s:s, s:s, s:s}", "code", "400", "error",
+		zone_status_name(err->status), "message", err->message));
+}
+
+/*
+ * PUT replaces the zone's records and POST appends to them. The zone is
+ * created when missing. Every record must pass the zone engine's checks
+ * (zone_check_records), and a POST may not put a CNAME beside a record
+ * already at its name. A rejected request changes nothing.
+ */
 static void write_zone(sb_request *req, sb_provider *p, const char *name, bool replace, sb_response *resp)
 {
 	json_t *body = req->body_len > 0 ? json_loadb(req->body, req->body_len, 0, NULL) : NULL;
@@ -89,14 +101,24 @@ static void write_zone(sb_request *req, sb_provider *p, const char *name, bool r
 	zone_error zerr = {0};
 	if (!json_is_array(records) || zone_from_json(records, &parsed, &zerr) != ZONE_OK) {
 		json_decref(body);
-		sb_response_error(resp, 400, zerr.message[0] != '\0' ? zerr.message
-			: "the body must be a JSON list of records or {\"records\": [...]}");
+		if (zerr.message[0] != '\0') {
+			zone_error_response(resp, &zerr);
+			return;
+		}
+		sb_response_error(resp, 400, "the body must be a JSON list of records or {\"records\": [...]}");
 		return;
 	}
 	json_decref(body);
 
 	pthread_mutex_lock(&req->server->lock);
 	sb_zone *z = sb_provider_zone(p, name);
+	zone_status checked = zone_check_records(parsed, z != NULL && !replace ? z->records : NULL, name, &zerr);
+	if (checked != ZONE_OK) {
+		pthread_mutex_unlock(&req->server->lock);
+		zone_free(parsed);
+		zone_error_response(resp, &zerr);
+		return;
+	}
 	if (z == NULL)
 		z = sb_provider_add_zone(p, name);
 	bool ok = z != NULL;

@@ -15,6 +15,8 @@
 
 /* Largest number of group ids in one request. */
 #define APPLY_GROUPS_MAX 32
+/* Longest groupId parameter in bytes (1 KiB). */
+#define APPLY_GROUPS_TEXT_MAX 1024
 
 /* Parameter names that are not template variables. */
 static const char *const RESERVED[] = {
@@ -109,16 +111,25 @@ static bool authorize(sb_request *req, const char *provider_id, const char *serv
 	return true;
 }
 
-/* Split "a,b" into at most APPLY_GROUPS_MAX ids pointing into BUF. */
-static size_t split_groups(const char *text, char *buf, size_t cap, const char **ids)
+/*
+ * Split TEXT ("a,b") into IDS pointing into BUF (APPLY_GROUPS_TEXT_MAX + 1
+ * bytes) and store their number in *COUNT. Returns NULL, or the reason
+ * when TEXT is longer than APPLY_GROUPS_TEXT_MAX bytes or names more than
+ * APPLY_GROUPS_MAX ids.
+ */
+static const char *split_groups(const char *text, char *buf, const char **ids, size_t *count)
 {
-	snprintf(buf, cap, "%s", text);
-	size_t count = 0;
+	*count = 0;
+	if (strlen(text) > APPLY_GROUPS_TEXT_MAX)
+		return "groupId is longer than 1024 bytes; apply the groups in several calls";
+	memcpy(buf, text, strlen(text) + 1);
 	char *save = NULL;
-	for (char *id = strtok_r(buf, ",", &save); id != NULL && count < APPLY_GROUPS_MAX;
-		id = strtok_r(NULL, ",", &save))
-		ids[count++] = id;
-	return count;
+	for (char *id = strtok_r(buf, ",", &save); id != NULL; id = strtok_r(NULL, ",", &save)) {
+		if (*count == APPLY_GROUPS_MAX)
+			return "groupId names more than 32 groups; apply the groups in several calls";
+		ids[(*count)++] = id;
+	}
+	return NULL;
 }
 
 /* The records the apply would delete, without those of an earlier instance of the same template. */
@@ -178,8 +189,14 @@ void sb_handle_apply(sb_request *req, const char *provider_id, const char *servi
 	}
 	const char *groups_text = sb_request_param(req, "groupId");
 	const char *groups[APPLY_GROUPS_MAX];
-	char groups_buf[1024];
-	size_t group_count = groups_text != NULL ? split_groups(groups_text, groups_buf, sizeof(groups_buf), groups) : 0;
+	char groups_buf[APPLY_GROUPS_TEXT_MAX + 1];
+	size_t group_count = 0;
+	const char *groups_invalid = groups_text != NULL ? split_groups(groups_text, groups_buf, groups, &group_count)
+		: NULL;
+	if (groups_invalid != NULL) {
+		sb_response_error(resp, 400, groups_invalid);
+		return;
+	}
 	json_t *params = variables(req);
 	if (params == NULL) {
 		sb_response_error(resp, 500, "out of memory");

@@ -113,6 +113,23 @@ zone_status zone_append(zone *zone, const zone_record *record);
 zone_status zone_from_json(const json_t *array, zone **out, zone_error *err);
 
 /*
+ * Check that every record of RECORDS (as zone_from_json made them) is one
+ * the zone engine could write to a zone of DOMAIN: a type with RR type
+ * syntax other than SPFM; a valid relative owner name ("@" included) that
+ * fits under DOMAIN; data valid for the type (an IPv4 or IPv6 address, a
+ * host name or "@", an http or https URL, non-empty custom data); a TTL of
+ * 0 to 2^31 - 1, required except on REDIR301/REDIR302; priority, weight,
+ * port, protocol and service exactly where the type has them, in range.
+ * A CNAME may not share its name with another record of RECORDS or of
+ * EXISTING (which may be NULL; its own records are not checked). Conflicts
+ * the apply rules resolve, such as an A where a template puts a CNAME, are
+ * not checked. Returns ZONE_OK, or ZONE_ERR_INVALID_ZONE with ERR naming
+ * the first bad record's index, the field, the value and the fix.
+ */
+zone_status zone_check_records(const zone *records, const zone *existing,
+	const char *domain, zone_error *err);
+
+/*
  * Return a new JSON array holding ZONE's records in the compliance format
  * (the caller owns the reference), or NULL when out of memory.
  */

@@ -14,11 +14,6 @@
 #include <strings.h>
 #include <sys/random.h>
 
-/* The largest TTL DNS allows (RFC 2181: 2^31 - 1 seconds). */
-#define ZONE_TTL_MAX 2147483647L
-/* MX preference and SRV priority, weight and port are 16-bit fields. */
-#define ZONE_U16_MAX 65535L
-
 /* Everything one apply works on. */
 typedef struct apply_state {
 	const zone_apply_opts *opts;

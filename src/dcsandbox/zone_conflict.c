@@ -86,20 +86,36 @@ void zone_mark_conflicts(zone_work *work, const char *template_type,
 	}
 }
 
+const zone_record *zone_find_cname_clash(const zone *z, size_t count,
+	const zone_record *fresh)
+{
+	bool fresh_cname = strcasecmp(fresh->type, "CNAME") == 0;
+
+	for (size_t i = 0; i < count && i < zone_count(z); i++) {
+		const zone_record *other = zone_get(z, i);
+		if ((fresh_cname || strcasecmp(other->type, "CNAME") == 0) &&
+		    strcasecmp(other->name, fresh->name) == 0)
+			return other;
+	}
+	return NULL;
+}
+
 zone_status zone_check_self_conflict(const zone *added, const zone_record *fresh,
 	zone_error *err)
 {
 	bool fresh_ns = strcmp(fresh->type, "NS") == 0;
-	bool fresh_cname = strcmp(fresh->type, "CNAME") == 0;
+	const zone_record *clash = zone_find_cname_clash(added, zone_count(added), fresh);
+
+	if (clash != NULL)
+		return zone_fail(err, ZONE_ERR_INVALID_DATA,
+			"template record %s %s conflicts with template record %s %s",
+			fresh->type, fresh->name, clash->type, clash->name);
 
 	for (size_t i = 0; i < zone_count(added); i++) {
 		const zone_record *other = zone_get(added, i);
 		bool other_ns = strcmp(other->type, "NS") == 0;
-		bool other_cname = strcmp(other->type, "CNAME") == 0;
 		bool conflict = false;
 
-		if ((fresh_cname || other_cname) && strcmp(other->name, fresh->name) == 0)
-			conflict = true;
 		if (fresh_ns && !other_ns && zone_name_at_or_below(other->name, fresh->name))
 			conflict = true;
 		if (other_ns && !fresh_ns && zone_name_at_or_below(fresh->name, other->name))

@@ -14,6 +14,10 @@
 #define ZONE_LABEL_MAX 63
 /* TTL used by an SPFM record that creates a new SPF record without a ttl. */
 #define ZONE_SPF_DEFAULT_TTL 6000
+/* The largest TTL DNS allows (RFC 2181: 2^31 - 1 seconds). */
+#define ZONE_TTL_MAX 2147483647L
+/* MX preference and SRV priority, weight and port are 16-bit fields. */
+#define ZONE_U16_MAX 65535L
 
 /*
  * Store STATUS and a formatted message in ERR (which may be NULL) and
@@ -149,6 +153,13 @@ void zone_mark_conflicts(zone_work *work, const char *template_type,
  */
 zone_status zone_check_self_conflict(const zone *added, const zone_record *fresh,
 	zone_error *err);
+
+/*
+ * Return the first of the first COUNT records of ZONE that cannot share
+ * FRESH's name because one of the two is a CNAME, or NULL when none.
+ */
+const zone_record *zone_find_cname_clash(const zone *zone, size_t count,
+	const zone_record *fresh);
 
 /* Mark the NS records of WORK at or above FRESH's name, which FRESH would hide. */
 void zone_mark_parent_delegations(zone_work *work, const zone_record *fresh);

@@ -434,3 +434,167 @@ bool zone_valid_type_syntax(const char *type)
 	}
 	return true;
 }
+
+/* Fail a zone record check, naming the record, the field, the value and the fix. */
+static zone_status record_fault(zone_error *err, size_t index, const char *field,
+	const char *value, const char *problem, const char *fix)
+{
+	return zone_fail(err, ZONE_ERR_INVALID_ZONE, "record %zu: %s \"%.96s\" %s; %s",
+		index, field, value, problem, fix);
+}
+
+/* The same for a field the record lacks. */
+static zone_status missing_fault(zone_error *err, size_t index, const char *field, const char *fix)
+{
+	return zone_fail(err, ZONE_ERR_INVALID_ZONE, "record %zu: %s is missing; %s", index, field, fix);
+}
+
+/* The same for a number field. */
+static zone_status number_fault(zone_error *err, size_t index, const char *field,
+	long value, long max)
+{
+	return zone_fail(err, ZONE_ERR_INVALID_ZONE,
+		"record %zu: %s %ld is out of range; give an integer from 0 to %ld",
+		index, field, value, max);
+}
+
+/* True when TYPE names one of the types in the NULL-terminated list TYPES. */
+static bool type_in(const char *type, const char *const *types)
+{
+	for (; *types != NULL; types++) {
+		if (strcasecmp(type, *types) == 0)
+			return true;
+	}
+	return false;
+}
+
+static const char *const target_types[] = { "CNAME", "MX", "NS", "APEXCNAME", "SRV", NULL };
+static const char *const redirect_types[] = { "REDIR301", "REDIR302", NULL };
+
+/* Check the "data" of RECORD against its type. */
+static zone_status check_data(const zone_record *record, size_t index, zone_error *err)
+{
+	const char *type = record->type;
+	const char *data = record->data;
+
+	if (strcasecmp(type, "A") == 0 && !zone_valid_address(data, 4))
+		return record_fault(err, index, "data", data, "is not an IPv4 address",
+			"give a dotted address such as 192.0.2.10");
+	if (strcasecmp(type, "AAAA") == 0 && !zone_valid_address(data, 6))
+		return record_fault(err, index, "data", data, "is not an IPv6 address",
+			"give an address such as 2001:db8::10");
+	if (type_in(type, target_types) && strcmp(data, "@") != 0 && !zone_valid_target(data))
+		return record_fault(err, index, "data", data, "is not a host name",
+			"give a name such as target.example.net (one final dot allowed), or \"@\" for the apex");
+	if (type_in(type, redirect_types) && !zone_valid_url(data))
+		return record_fault(err, index, "data", data, "is not an http or https URL",
+			"give a URL such as https://www.example.net/");
+
+	bool custom = strcasecmp(type, "A") != 0 && strcasecmp(type, "AAAA") != 0 &&
+		strcasecmp(type, "TXT") != 0 && !type_in(type, target_types) &&
+		!type_in(type, redirect_types);
+	if (custom && (data[0] == '\0' || strcmp(data, "@") == 0))
+		return record_fault(err, index, "data", data, "is not usable data for this type",
+			"give the record's data in presentation form, such as 0 issue \"ca.example.net\" for CAA");
+	return ZONE_OK;
+}
+
+/* Check the SRV fields of RECORD, or their absence on other types. */
+static zone_status check_srv_fields(const zone_record *record, size_t index, zone_error *err)
+{
+	if (strcasecmp(record->type, "SRV") != 0) {
+		bool stray = record->has_weight || record->has_port || record->protocol != NULL ||
+			record->service != NULL;
+		if (stray)
+			return record_fault(err, index, "type", record->type, "has no weight, port, protocol or service",
+				"remove them, or use type SRV");
+		return ZONE_OK;
+	}
+
+	const char *protocol = record->protocol != NULL ? record->protocol : "";
+	if (protocol[0] == '_')
+		protocol++;
+	if (strcasecmp(protocol, "tcp") != 0 && strcasecmp(protocol, "udp") != 0 &&
+	    strcasecmp(protocol, "tls") != 0)
+		return record_fault(err, index, "protocol", protocol, "is not tcp, udp or tls",
+			"give \"protocol\": \"tcp\", \"udp\" or \"tls\"");
+	if (record->service == NULL || !zone_valid_target(record->service))
+		return record_fault(err, index, "service", record->service != NULL ? record->service : "",
+			"is not a service name", "give a name such as _sip");
+	if (!record->has_weight || !record->has_port)
+		return missing_fault(err, index, record->has_weight ? "port" : "weight",
+			"give an integer from 0 to 65535");
+	if (record->weight > ZONE_U16_MAX)
+		return number_fault(err, index, "weight", record->weight, ZONE_U16_MAX);
+	if (record->port > ZONE_U16_MAX)
+		return number_fault(err, index, "port", record->port, ZONE_U16_MAX);
+	return ZONE_OK;
+}
+
+/* Check one record on its own (everything but clashes with other records). */
+static zone_status check_record(const zone_record *record, size_t index, const char *domain,
+	zone_error *err)
+{
+	const char *type = record->type;
+
+	if (!zone_valid_type_syntax(type))
+		return record_fault(err, index, "type", type, "is not a DNS record type",
+			"use A, AAAA, CNAME, MX, TXT, SRV, NS, CAA or another RR type name");
+	if (strcasecmp(type, "SPFM") == 0)
+		return record_fault(err, index, "type", type, "is a template instruction, not a record",
+			"store the SPF policy as a TXT record such as \"v=spf1 include:example.net ~all\"");
+	if (!zone_valid_owner(record->name, true))
+		return record_fault(err, index, "name", record->name, "is not a relative owner name",
+			"give \"@\" for the apex or dot-separated labels of letters, digits, '-' and '_'"
+			" without the zone's domain");
+	if (!zone_name_is_apex(record->name) &&
+	    strlen(record->name) + 1 + strlen(domain) > ZONE_NAME_MAX)
+		return record_fault(err, index, "name", record->name, "is too long under the zone",
+			"keep the full name within 253 characters");
+
+	zone_status status = check_data(record, index, err);
+	if (status != ZONE_OK)
+		return status;
+
+	if (!record->has_ttl && !type_in(type, redirect_types))
+		return missing_fault(err, index, "ttl",
+			"give \"ttl\" in seconds, an integer from 0 to 2147483647");
+	if (record->has_ttl && record->ttl > ZONE_TTL_MAX)
+		return number_fault(err, index, "ttl", record->ttl, ZONE_TTL_MAX);
+
+	bool wants_priority = strcasecmp(type, "MX") == 0 || strcasecmp(type, "SRV") == 0;
+	if (wants_priority && !record->has_priority)
+		return missing_fault(err, index, "priority",
+			"give \"priority\", an integer from 0 to 65535");
+	if (!wants_priority && record->has_priority)
+		return record_fault(err, index, "type", type, "has no priority",
+			"remove \"priority\", or use type MX or SRV");
+	if (record->has_priority && record->priority > ZONE_U16_MAX)
+		return number_fault(err, index, "priority", record->priority, ZONE_U16_MAX);
+	return check_srv_fields(record, index, err);
+}
+
+zone_status zone_check_records(const zone *records, const zone *existing,
+	const char *domain, zone_error *err)
+{
+	for (size_t i = 0; i < zone_count(records); i++) {
+		const zone_record *record = zone_get(records, i);
+		zone_status status = check_record(record, i, domain, err);
+		if (status != ZONE_OK)
+			return status;
+
+		const zone_record *clash = zone_find_cname_clash(records, i, record);
+		const char *where = "an earlier record of this request";
+		if (clash == NULL && existing != NULL) {
+			clash = zone_find_cname_clash(existing, zone_count(existing), record);
+			where = "a record already in the zone";
+		}
+		if (clash != NULL)
+			return zone_fail(err, ZONE_ERR_INVALID_ZONE,
+				"record %zu: name \"%.96s\" would hold %s beside %s %.96s, %s; a CNAME"
+				" must be the only record at its name: drop one of them, or replace the"
+				" zone with PUT", i, record->name, record->type, clash->type, clash->data,
+				where);
+	}
+	return ZONE_OK;
+}
