@@ -664,7 +664,8 @@ static void classify(job *j, const dc_error *err)
 		.status = err->status,
 		.http_status = err->http_status,
 		.retry_after_s = err->retry_after,
-		.oauth_error = err->oauth_error[0] != '\0' ? err->oauth_error : NULL,
+		/* A copy: the error is gone when a saved input is classified again. */
+		.oauth_error = err->oauth_error[0] != '\0' ? j->oauth_error : NULL,
 		.attempt = j->attempts + 1,
 		.max_attempts = j->max_attempts,
 		.reschedules = j->reschedules,
@@ -673,6 +674,7 @@ static void classify(job *j, const dc_error *err)
 		.refreshed = j->refreshed,
 	};
 
+	snprintf(j->oauth_error, sizeof(j->oauth_error), "%s", err->oauth_error);
 	j->http_status = err->http_status;
 	snprintf(j->message, sizeof(j->message), "%s", err->message);
 	if (err->status == DC_ERR_CONFLICT && err->conflicts != NULL) {

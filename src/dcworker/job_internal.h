@@ -60,6 +60,7 @@ struct job {
 	bool reread;                  /* the row was re-read after invalid_grant */
 	long long reread_version;     /* version seen before the re-read */
 	retry_input pending_input;    /* saved while the reschedule count is read */
+	char oauth_error[DC_OAUTH_ERROR_MAX]; /* pending_input.oauth_error points here */
 
 	/* Authorization and provider. */
 	job_authorization *auth;
