@@ -3,12 +3,13 @@
 # Usage: ruby enqueue.rb AUTHORIZATION_ID SERVICE_ID [NAME=VALUE ...]
 # REDIS_URL selects the Redis that dcworker reads (default redis://127.0.0.1:6379).
 # Prints the result JSON and exits 0 once the job has a result, whatever its
-# status. It exits 1 when no message arrives on dc:results for 60 s.
+# status. It exits 1 when no result arrives within 60 s.
 # Needs redis-rb 4.6 or later: on Debian, apt-get install ruby-redis.
 require "json"
 require "redis"
 require "securerandom"
 
+$stdout.sync = true # show "enqueued ID" while the job runs
 TIMEOUT_S = 60
 USAGE = "usage: ruby enqueue.rb AUTHORIZATION_ID SERVICE_ID [NAME=VALUE ...]"
 
@@ -27,7 +28,10 @@ job = {
 }
 
 # Subscribe before enqueueing, then read the hash once, so that a result
-# published in between is not missed.
+# published in between is not missed. The read timeout ends a quiet wait and
+# the deadline a wait among other jobs' results.
+deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + TIMEOUT_S
+timed_out = false
 begin
   subscriber.subscribe_with_timeout(TIMEOUT_S, "dc:results") do |on|
     on.subscribe do
@@ -43,9 +47,15 @@ begin
       if JSON.parse(message)["id"] == id
         puts message
         subscriber.unsubscribe
+      elsif Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+        timed_out = true
+        subscriber.unsubscribe
       end
     end
   end
 rescue Redis::TimeoutError
+  timed_out = true
+end
+if timed_out
   abort "no result for #{id} after #{TIMEOUT_S} s; check it later with: dcctl job #{id}"
 end
