@@ -287,9 +287,59 @@ static zone_status build_redirect(apply_state *state, const template_record *rec
 	return ZONE_OK;
 }
 
+static const char spf_prefix[] = "v=spf1 ";
+#define SPF_PREFIX_LEN (sizeof(spf_prefix) - 1)
+
+/* True when RECORD is an SPF TXT record at NAME. */
+static bool is_spf_at(const zone_record *record, const char *name)
+{
+	return strcasecmp(record->type, "TXT") == 0 && strcasecmp(record->name, name) == 0 &&
+		strncmp(record->data, spf_prefix, SPF_PREFIX_LEN) == 0;
+}
+
+/* Return a new "v=spf1 RULES ..." that puts RULES in front of the terms of the SPF record DATA. */
+static char *spf_merged(const char *rules, const char *data)
+{
+	const char *rest = data + SPF_PREFIX_LEN - 1;
+	size_t size = SPF_PREFIX_LEN + strlen(rules) + strlen(rest) + 1;
+	char *merged = malloc(size);
+	if (merged != NULL)
+		snprintf(merged, size, "%s%s%s", spf_prefix, rules, rest);
+	return merged;
+}
+
+/*
+ * Merge RULES into an SPF record at NAME that this apply already added (an
+ * earlier SPFM or TXT of the same template), as a provider that writes each
+ * record before reading the next would. Sets *MERGED when there was one.
+ */
+static zone_status merge_into_added(apply_state *state, const char *name, const char *rules,
+	bool *merged)
+{
+	*merged = false;
+	for (size_t i = 0; i < zone_count(state->added); i++) {
+		/* state->added is this apply's own zone, so changing its records is safe. */
+		zone_record *added = (zone_record *)zone_get(state->added, i);
+		if (!is_spf_at(added, name))
+			continue;
+
+		*merged = true;
+		if (strstr(added->data, rules) != NULL)
+			return ZONE_OK;
+		char *data = spf_merged(rules, added->data);
+		if (data == NULL)
+			return zone_fail(state->err, ZONE_ERR_NOMEM, "out of memory");
+		free(added->data);
+		added->data = data;
+		return ZONE_OK;
+	}
+	return ZONE_OK;
+}
+
 /*
  * SPFM: merge "spfRules" into the SPF TXT record at the name, or create one.
- * Leaves FRESH->type NULL when the rules are already there.
+ * Leaves FRESH->type NULL when the rules are already there or went into an
+ * SPF record this apply added before.
  */
 static zone_status build_spfm(apply_state *state, const template_record *record,
 	zone_record *fresh)
@@ -311,35 +361,34 @@ static zone_status build_spfm(apply_state *state, const template_record *record,
 	if (status != ZONE_OK)
 		goto out;
 
-	static const char spf_prefix[] = "v=spf1 ";
-	const size_t spf_prefix_len = sizeof(spf_prefix) - 1;
-	const char *rest = " ~all";
+	bool merged = false;
+	status = merge_into_added(state, fresh->name, rules, &merged);
+	if (status != ZONE_OK || merged)
+		goto out;
+
 	zone_work_record *existing = NULL;
 	for (size_t i = 0; i < state->work.count && existing == NULL; i++) {
 		zone_work_record *old = &state->work.records[i];
-		if (strcasecmp(old->record.type, "TXT") == 0 &&
-		    strcasecmp(old->record.name, fresh->name) == 0 &&
-		    strncmp(old->record.data, spf_prefix, spf_prefix_len) == 0)
+		if (is_spf_at(&old->record, fresh->name))
 			existing = old;
 	}
 
+	const char *base = "v=spf1 ~all";
 	if (existing != NULL) {
 		/* Rules already present, or a record this apply replaces anyway: nothing to merge. */
 		if (strstr(existing->record.data, rules) != NULL || existing->replaced)
 			goto out;
 		existing->deleted = true;
-		rest = existing->record.data + spf_prefix_len - 1;
+		base = existing->record.data;
 		ttl = existing->record.has_ttl ? existing->record.ttl : ZONE_SPF_DEFAULT_TTL;
 	}
 
-	size_t size = spf_prefix_len + strlen(rules) + strlen(rest) + 1;
-	fresh->data = malloc(size);
+	fresh->data = spf_merged(rules, base);
 	fresh->type = strdup("TXT");
 	if (fresh->data == NULL || fresh->type == NULL) {
 		status = zone_fail(state->err, ZONE_ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	snprintf(fresh->data, size, "%s%s%s", spf_prefix, rules, rest);
 	fresh->has_ttl = true;
 	fresh->ttl = ttl;
 out:

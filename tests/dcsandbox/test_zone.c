@@ -462,3 +462,45 @@ Test(zone_status, names_cover_every_value)
 	cr_expect_str_eq(zone_status_name(ZONE_STATUS_COUNT), "unknown");
 	cr_expect_str_eq(zone_status_name(ZONE_OK), "ok");
 }
+
+/* Apply RECORDS_TEXT to ZONE_TEXT of example.com at the apex, failing the test unless it succeeds. */
+static void apply_ok(const char *zone_text, const char *records_text, zone_result *result)
+{
+	zone_apply_opts opts = { .domain = "example.com", .host = "" };
+	zone_error err = { 0 };
+	cr_assert_eq(apply_records(zone_text, records_text, &opts, result, &err), ZONE_OK, "%s", err.message);
+}
+
+Test(zone_apply, spfm_pair_merges_into_one)
+{
+	static const char two_spfm[] =
+		"[{\"type\":\"SPFM\",\"host\":\"@\",\"spfRules\":\"include:a.example.net\"},"
+		"{\"type\":\"SPFM\",\"host\":\"@\",\"spfRules\":\"include:b.example.net\"},"
+		"{\"type\":\"SPFM\",\"host\":\"@\",\"spfRules\":\"include:a.example.net\"}]";
+
+	/* Into an empty zone: one new SPF record with both rules. */
+	zone_result result = { 0 };
+	apply_ok("[]", two_spfm, &result);
+	cr_assert_eq(zone_count(result.added), 1, "the SPFM records made %zu SPF records",
+		zone_count(result.added));
+	cr_expect_str_eq(zone_get(result.added, 0)->data, "v=spf1 include:b.example.net include:a.example.net ~all");
+	cr_expect_eq(zone_count(result.final), 1);
+	zone_result_clear(&result);
+
+	/* Into a zone with an SPF record: that one is replaced by one record with every rule. */
+	apply_ok("[{\"type\":\"TXT\",\"name\":\"@\",\"data\":\"v=spf1 mx ~all\",\"ttl\":300}]", two_spfm, &result);
+	cr_assert_eq(zone_count(result.added), 1, "the SPFM records made %zu SPF records",
+		zone_count(result.added));
+	cr_expect_str_eq(zone_get(result.added, 0)->data, "v=spf1 include:b.example.net include:a.example.net mx ~all");
+	cr_expect_eq(zone_get(result.added, 0)->ttl, 300);
+	cr_assert_eq(zone_count(result.deleted), 1);
+	cr_expect_str_eq(zone_get(result.deleted, 0)->data, "v=spf1 mx ~all");
+	cr_expect_eq(zone_count(result.final), 1);
+	zone_result_clear(&result);
+
+	/* SPFM at two names stays two records. */
+	apply_ok("[]", "[{\"type\":\"SPFM\",\"host\":\"@\",\"spfRules\":\"a\"},"
+		"{\"type\":\"SPFM\",\"host\":\"mail\",\"spfRules\":\"b\"}]", &result);
+	cr_expect_eq(zone_count(result.added), 2);
+	zone_result_clear(&result);
+}
