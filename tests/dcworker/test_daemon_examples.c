@@ -184,7 +184,7 @@ static char *apex_address(void)
 	return address;
 }
 
-/* The example's path under DC_SOURCE_DIR (malloc'd). */
+/* Returns the path of examples/enqueue/FILE under DC_SOURCE_DIR (malloc'd). */
 static char *example_path(const char *file)
 {
 	const char *source = getenv("DC_SOURCE_DIR");
@@ -196,7 +196,10 @@ static char *example_path(const char *file)
 	return path;
 }
 
-/* The URL of the fixture's Redis in REDIS_URL, its host and port in REDIS_HOST and REDIS_PORT. */
+/*
+ * Exports the fixture's Redis as REDIS_URL and as REDIS_HOST and REDIS_PORT,
+ * the variables the README tells users to set.
+ */
 static void export_redis(void)
 {
 	char url[64];
