@@ -125,7 +125,7 @@ TestSuite(keepalive, .init = setup, .fini = teardown, .timeout = 120);
 static void insert_rows(int count, int prefix, int days, const char *status)
 {
 	for (int i = 1; i <= count; i++) {
-		char id[40];
+		char id[64];
 		char days_text[16];
 
 		snprintf(id, sizeof(id), "00000000-0000-4000-8000-%08d%04d", prefix, i);
@@ -225,7 +225,7 @@ Test(keepalive, racing_callers_enqueue_once_each)
 	cr_assert_eq(count_jobs(per_id), 30);
 	cr_assert_eq(json_object_size(per_id), 30, "some authorization got two jobs");
 	for (int i = 1; i <= 30; i++) {
-		char id[40];
+		char id[64];
 
 		snprintf(id, sizeof(id), "00000000-0000-4000-8000-%08d%04d", 1, i);
 		cr_assert_eq(json_integer_value(json_object_get(per_id, id)), 1, "%s", id);
