@@ -22,14 +22,6 @@ static const char sql_insert[] =
 	" VALUES ($1::uuid, $2, $3, ARRAY(SELECT jsonb_array_elements_text($4::jsonb)), $5,"
 	" $6::bytea, $7::bytea, $9, to_timestamp($8::bigint / 1000.0), 'active', 1, now())";
 
-/* The version fence makes a concurrent writer's change win; this one then re-reads. */
-static const char sql_store_tokens[] =
-	"UPDATE dc_authorizations SET token_type = $3, access_token = $4::bytea,"
-	" refresh_token = COALESCE($5::bytea, refresh_token), token_key_id = $7,"
-	" expires_at = to_timestamp($6::bigint / 1000.0),"
-	" version = version + 1, refresh_token_used_at = now(), updated_at = now()"
-	" WHERE id = $1::uuid AND version = $2::bigint RETURNING version";
-
 static const char sql_set_status[] =
 	"UPDATE dc_authorizations SET status = $2, updated_at = now() WHERE id = $1::uuid"
 	" RETURNING id";
@@ -134,25 +126,6 @@ static void parse_none(const PGresult *res, job_store_result *result)
 	(void)result;
 }
 
-static void parse_version(const PGresult *res, job_store_result *result)
-{
-	char *end;
-	long long version;
-
-	if (PQntuples(res) == 0) {
-		job_store_fail(&result->error, JOB_STORE_ERR_VERSION_CONFLICT,
-		               "the authorization changed since it was read");
-		return;
-	}
-	version = strtoll(PQgetvalue(res, 0, 0), &end, 10);
-	if (*end != '\0' || version < 1) {
-		job_store_fail(&result->error, JOB_STORE_ERR_PROTOCOL,
-		               "authorization version is not a positive integer");
-		return;
-	}
-	result->version = version;
-}
-
 static void parse_found(const PGresult *res, job_store_result *result)
 {
 	if (PQntuples(res) == 0)
@@ -204,54 +177,6 @@ out:
 	free(access);
 	free(refresh);
 	return status;
-}
-
-job_store_status authz_store_tokens(job_store *store, const authz_tokens_args *args,
-                                    job_store_cb cb, void *arg, job_store_error *err)
-{
-	job_store_status status;
-	char version[24];
-	char expires[24];
-	char key_id[TOKEN_CRYPTO_KEY_ID_MAX + 1];
-	char *access = NULL;
-	char *refresh = NULL;
-	bool failed_access;
-	bool failed_refresh;
-
-	if (args == NULL || !id_valid(args->id) || args->token_type == NULL ||
-	    args->access_token == NULL || args->version < 1)
-		return job_store_fail(err, JOB_STORE_ERR_INVALID_ARGUMENT,
-		                      "authorization id, version or token is missing");
-
-	access = bytea_hex(args->access_token, args->access_token_len, &failed_access);
-	refresh = bytea_hex(args->refresh_token, args->refresh_token_len, &failed_refresh);
-	if (failed_access || failed_refresh) {
-		status = job_store_fail(err, JOB_STORE_ERR_INVALID_ARGUMENT,
-		                        "token ciphertext is too large or memory ran out");
-		goto out;
-	}
-
-	if (!key_id_of(args->access_token, args->access_token_len, key_id)) {
-		status = job_store_fail(err, JOB_STORE_ERR_INVALID_ARGUMENT,
-		                        "the access token is not a token_crypto ciphertext");
-		goto out;
-	}
-	snprintf(version, sizeof(version), "%lld", args->version);
-	snprintf(expires, sizeof(expires), "%lld", args->expires_at_ms);
-	const char *params[] = {args->id, version, args->token_type, access,
-	                        refresh,  expires, key_id};
-	status = job_store_submit(store, sql_store_tokens, 7, params, parse_version, cb, arg, err);
-out:
-	free(access);
-	free(refresh);
-	return status;
-}
-
-bool authz_refresh_lease(const char *id, const char *owner)
-{
-	(void)id;
-	(void)owner;
-	return true;
 }
 
 job_store_status authz_set_status(job_store *store, const char *id, const char *status,

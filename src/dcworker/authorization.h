@@ -1,8 +1,9 @@
 /*
  * Stored OAuth authorizations (dc_authorizations): creating one after a code
- * exchange, storing refreshed tokens fenced on the row version, marking one
- * as needing the owner's consent again, and the encryption of the token
- * columns with token_crypto.
+ * exchange, marking one as needing the owner's consent again, and the
+ * encryption of the token columns with token_crypto. Refreshed tokens are
+ * stored through refresh_lease.h, fenced on the refresh lease and the
+ * version.
  *
  * The SQL runs through the job store's connection pool (job_store_submit),
  * so the callback contract is the job store's: a call that fails before
@@ -44,18 +45,6 @@ typedef struct authz_insert_args {
 	const char *job_id;          /* the exchange_code job that created it */
 } authz_insert_args;
 
-/* What authz_store_tokens writes after a refresh. */
-typedef struct authz_tokens_args {
-	const char *id;
-	long long version;           /* the version the refresh started from */
-	const char *token_type;
-	const unsigned char *access_token;
-	size_t access_token_len;
-	const unsigned char *refresh_token; /* NULL keeps the stored refresh token */
-	size_t refresh_token_len;
-	long long expires_at_ms;
-} authz_tokens_args;
-
 /* Writes a new random (version 4) UUID into ID. Returns false when getrandom fails. */
 bool authz_new_id(char id[AUTHZ_ID_LEN + 1]);
 
@@ -78,27 +67,6 @@ common_status authz_decrypt(const token_crypto *crypto, const char *id, const ch
 /* Inserts an active authorization. The callback's result carries no extra field. */
 job_store_status authz_insert(job_store *store, const authz_insert_args *args, job_store_cb cb,
                               void *arg, job_store_error *err);
-
-/*
- * Stores refreshed tokens when the row still has ARGS->version. Result:
- * version is the new version; JOB_STORE_ERR_VERSION_CONFLICT when another
- * writer changed the row first (re-read it and use its tokens).
- *
- * NOTE: the refresh itself is fenced only by this version check, so two
- * workers may still call the token endpoint for one authorization at the
- * same time; the refresh lease (authz_refresh_lease) is what prevents that.
- */
-job_store_status authz_store_tokens(job_store *store, const authz_tokens_args *args,
-                                    job_store_cb cb, void *arg, job_store_error *err);
-
-/*
- * Reports whether this worker may refresh authorization ID now.
- *
- * NOTE: no lease is taken yet: this always allows the refresh. The race-free
- * version claims the refresh lease columns with a conditional UPDATE ...
- * RETURNING, and callers that do not get it wait and re-read the row.
- */
-bool authz_refresh_lease(const char *id, const char *owner);
 
 /* Sets the status of authorization ID (e.g. "reauthorization_required"). */
 job_store_status authz_set_status(job_store *store, const char *id, const char *status,

@@ -95,6 +95,10 @@ job *job_new(const job_env *env, queue_message *msg)
 	j->timer.data = j;
 	ev_init(&j->renew_timer, NULL);
 	j->renew_timer.data = j;
+	ev_init(&j->wait_timer, NULL);
+	j->wait_timer.data = j;
+	ev_init(&j->gate.renew_timer, NULL);
+	j->gate.renew_timer.data = j;
 	return j;
 }
 
@@ -102,6 +106,8 @@ static void job_free(job *j)
 {
 	ev_timer_stop(j->env->loop, &j->timer);
 	ev_timer_stop(j->env->loop, &j->renew_timer);
+	ev_timer_stop(j->env->loop, &j->wait_timer);
+	job_gate_stop(j);
 	dc_request_cancel(j->request);
 	free(j->msg.job);
 	job_spec_free(j->spec);
@@ -128,6 +134,8 @@ void job_cancel(job *j)
 	j->cancelled = true;
 	ev_timer_stop(j->env->loop, &j->timer);
 	ev_timer_stop(j->env->loop, &j->renew_timer);
+	ev_timer_stop(j->env->loop, &j->wait_timer);
+	job_gate_stop(j);
 	dc_request_cancel(j->request);
 	j->request = NULL;
 	if (j->outstanding == 0)
@@ -272,6 +280,28 @@ void job_retry_step(job *j, const char *what, const char *detail)
 
 	/* job_transition resets the count, so keep it across the re-entry. */
 	j->step_failures = failures;
+}
+
+static void wait_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	job *j = w->data;
+	job_gate_fn then = j->wait_then;
+
+	(void)loop;
+	(void)revents;
+	j->wait_then = NULL;
+	if (!j->cancelled && then != NULL)
+		then(j);
+}
+
+void job_wait(job *j, long delay_ms, job_gate_fn then)
+{
+	ev_timer_stop(j->env->loop, &j->wait_timer);
+	ev_init(&j->wait_timer, wait_timer_cb);
+	j->wait_timer.data = j;
+	ev_timer_set(&j->wait_timer, (double)(delay_ms > 0 ? delay_ms : 0) / 1000.0, 0.0);
+	j->wait_then = then;
+	ev_timer_start(j->env->loop, &j->wait_timer);
 }
 
 /* True for job store errors that come from the connection, not from the job. */

@@ -3,8 +3,8 @@
  * tokens, the provider call of each job type, and the classification of
  * every outcome with retry_classify().
  *
- * TODO: jobs are neither serialized per (DNS provider, zone) nor paced per
- * DNS provider yet; every claimed job calls its provider at once.
+ * Every call to a configured provider passes the gate first (job_gate.h):
+ * apply and revert take the zone lock, and all calls are paced.
  */
 #include "job_internal.h"
 
@@ -17,6 +17,8 @@
 
 static void classify(job *j, const dc_error *err);
 static void decide(job *j, const retry_input *in);
+static void use_authorization(job *j);
+static void release_then_decide(job *j, const retry_input *in);
 
 /* Provider call accounting */
 
@@ -146,10 +148,18 @@ static void use_authorization(job *j)
 	long long skew_ms = (long long)cfg->worker.refresh_skew_s * 1000;
 	bool expiring = auth->expires_at_ms >= 0 && auth->expires_at_ms - job_now_ms() <= skew_ms;
 
-	if (j->spec->type == JOB_TYPE_REFRESH || expiring)
+	if (j->spec->type == JOB_TYPE_REFRESH ||
+	    (expiring && j->refresh_rounds < JOB_REFRESH_ROUNDS_MAX)) {
+		if (auth->refresh_token == NULL) {
+			job_finish(j, "reauthorization_required", "no_refresh_token",
+			           "authorization %s has no refresh token", auth->id);
+			return;
+		}
+		j->refresh_rounds++;
 		job_transition(j, JOB_STATE_REFRESH);
-	else
-		job_transition(j, JOB_STATE_CALL);
+		return;
+	}
+	job_transition(j, JOB_STATE_CALL);
 }
 
 static void load_auth_cb(void *arg, job_store_result *result)
@@ -175,26 +185,20 @@ static void load_auth_cb(void *arg, job_store_result *result)
 	job_authorization_free(j->auth);
 	j->auth = result->authorization;
 	result->authorization = NULL;
-
-	if (j->reread && j->auth->version == j->reread_version) {
-		/* The row version is unchanged, so no worker rotated the tokens and the grant is dead. */
-		retry_input in = j->pending_input;
-
-		in.authorization_unchanged = true;
-		decide(j, &in);
-		return;
-	}
-	if (j->reread && j->spec->type == JOB_TYPE_REFRESH) {
-		job_finish(j, "succeeded", NULL, NULL);
-		return;
-	}
-	j->reread = false;
 	use_authorization(j);
 }
+
+static void refresh_poll(job *j);
 
 void job_state_load_auth(job *j)
 {
 	job_store_error err = {0};
+
+	if (j->reread) {
+		/* After invalid_grant: wait out any refresh in flight, then compare versions. */
+		refresh_poll(j);
+		return;
+	}
 
 	if (job_store_get_authorization(j->env->store, j->spec->authorization_id, load_auth_cb, j,
 	                                &err) != JOB_STORE_OK) {
@@ -205,6 +209,91 @@ void job_state_load_auth(job *j)
 }
 
 /* Refresh */
+
+/*
+ * Race-free refresh (refresh_lease.h): claim the lease, call the token
+ * endpoint with no transaction open, store the new tokens fenced on the
+ * lease and the version, and only then use the new access token. A job
+ * that finds the lease taken waits and re-reads the row instead.
+ */
+
+static void refresh_poll(job *j);
+
+/* The refresh lease outlives the token call: its timeout plus a margin for the gate. */
+static long refresh_lease_ms(const job *j)
+{
+	long ms = job_gate_call_timeout_ms(j) + JOB_REFRESH_LEASE_MARGIN_MS;
+
+	return ms > REFRESH_LEASE_MAX_MS ? REFRESH_LEASE_MAX_MS : ms;
+}
+
+/* Takes the row of a lease call as the job's authorization. */
+static void adopt_row(job *j, refresh_lease_result *result)
+{
+	if (result->authorization == NULL)
+		return;
+	job_authorization_free(j->auth);
+	j->auth = result->authorization;
+	result->authorization = NULL;
+}
+
+/* Another job stored newer tokens: use them (a refresh job is done, its token was just used). */
+static void use_rotated_row(job *j)
+{
+	metrics_refresh(j->env->metrics, "lost_race");
+	if (j->spec->type == JOB_TYPE_REFRESH && strcmp(j->auth->status, "active") == 0) {
+		job_finish(j, "succeeded", NULL, NULL);
+		return;
+	}
+	use_authorization(j);
+}
+
+static void release_cb(void *arg, job_store_result *result)
+{
+	job *j = arg;
+	retry_input in;
+
+	if (!job_callback_enter(j))
+		return;
+	if (result->error.status != JOB_STORE_OK) {
+		/* The lease then ends by itself after refresh_lease_ms. */
+		log_fields f = job_log_fields(j, "refresh");
+
+		f.error = job_store_status_name(result->error.status);
+		log_write(j->env->log, LOG_LEVEL_WARN, &f, "releasing the refresh lease failed: %s",
+		          result->error.message);
+	}
+	in = j->pending_input;
+	decide(j, &in);
+}
+
+static void release_lease_cb(void *arg, refresh_lease_result *result)
+{
+	job_store_result r = {.error = result->error};
+
+	release_cb(arg, &r);
+}
+
+/*
+ * After a failed token call: gives the lease back without touching the
+ * tokens, then decides on IN. The release runs before the decision, so a
+ * re-read after invalid_grant never sees this job's own lease.
+ */
+static void release_then_decide(job *j, const retry_input *in)
+{
+	job_store_error err = {0};
+
+	j->pending_input = *in;
+	j->lease_held = false;
+	if (refresh_lease_release(j->env->store, j->auth->id, j->lease_owner, release_lease_cb, j,
+	                          &err) != JOB_STORE_OK) {
+		retry_input copy = j->pending_input;
+
+		decide(j, &copy);
+		return;
+	}
+	job_callback_expect(j);
+}
 
 /* Encrypts the tokens of j->token for authorization ID into j->access_ct and j->refresh_ct. */
 static bool encrypt_tokens(job *j, const char *id)
@@ -225,6 +314,10 @@ static bool encrypt_tokens(job *j, const char *id)
 		goto fail;
 	return true;
 fail:
+	if (j->lease_held) {
+		/* The provider spent the old refresh token; the lease ends by itself. */
+		j->lease_held = false;
+	}
 	job_finish(j, "failed", "token_encrypt_failed", "%s", cerr.message);
 	return false;
 }
@@ -234,6 +327,7 @@ static void refresh_cb(void *arg, dc_token *result, const dc_error *err)
 	job *j = arg;
 
 	j->request = NULL;
+	job_gate_leave(j);
 	call_ended(j, "token", err, err->http_status);
 	if (err->status != DC_OK) {
 		metrics_refresh(j->env->metrics, "failed");
@@ -247,36 +341,213 @@ static void refresh_cb(void *arg, dc_token *result, const dc_error *err)
 		job_transition(j, JOB_STATE_STORE_TOKENS);
 }
 
-void job_state_refresh(job *j)
+/* The gate is open: call the token endpoint with the refresh token of the claimed row. */
+static void refresh_call(job *j)
 {
 	common_error cerr = {0};
 	dc_error derr = {0};
 	char *refresh = NULL;
 
 	if (j->auth->refresh_token == NULL) {
-		job_finish(j, "reauthorization_required", "no_refresh_token",
-		           "authorization %s has no refresh token", j->auth->id);
+		/* A 401 after a refresh: the policy's way to ask for consent again. */
+		retry_input in = {.status = DC_ERR_UNAUTHORIZED, .http_status = 401,
+		                  .retry_after_s = -1, .refreshed = true};
+
+		job_gate_leave(j);
+		snprintf(j->message, sizeof(j->message), "authorization %s has no refresh token",
+		         j->auth->id);
+		release_then_decide(j, &in);
 		return;
 	}
 	if (authz_decrypt(j->env->crypto, j->auth->id, AUTHZ_REFRESH_TOKEN, j->auth->refresh_token,
 	                  j->auth->refresh_token_len, &refresh, &cerr) != COMMON_OK) {
+		job_gate_leave(j);
 		job_finish(j, "failed", "token_decrypt_failed", "%s", cerr.message);
 		return;
 	}
-	(void)authz_refresh_lease(j->auth->id, j->env->owner);
-
 	call_started(j);
 	dc_status status = dc_refresh_start(j->env->client, &j->dcp, refresh, NULL, refresh_cb, j,
 	                                    &j->request, &derr);
 	token_crypto_free_plaintext(refresh);
 	if (status != DC_OK) {
+		job_gate_leave(j);
 		call_ended(j, "token", &derr, 0);
 		classify(j, &derr);
 		dc_error_clear(&derr);
 	}
 }
 
-static void store_tokens_cb(void *arg, job_store_result *result)
+static void claim_lease_cb(void *arg, refresh_lease_result *result)
+{
+	job *j = arg;
+	log_fields f;
+
+	if (!job_callback_enter(j))
+		return;
+	if (store_error_transient(result->error.status)) {
+		job_retry_step(j, "claim refresh lease", result->error.message);
+		return;
+	}
+	if (result->error.status == JOB_STORE_ERR_NOT_FOUND) {
+		job_finish(j, "failed", "authorization_not_found", "authorization %s not found",
+		           j->auth->id);
+		return;
+	}
+	if (result->error.status != JOB_STORE_OK) {
+		fail_store(j, "claiming the refresh lease", &result->error);
+		return;
+	}
+	switch (result->outcome) {
+	case REFRESH_LEASE_ACQUIRED:
+		adopt_row(j, result);
+		j->lease_held = true;
+		job_gate_enter(j, false, refresh_call);
+		return;
+	case REFRESH_LEASE_CHANGED:
+		adopt_row(j, result);
+		use_rotated_row(j);
+		return;
+	case REFRESH_LEASE_INACTIVE:
+		adopt_row(j, result);
+		use_authorization(j);
+		return;
+	case REFRESH_LEASE_BUSY:
+		f = job_log_fields(j, "refresh");
+		log_write(j->env->log, LOG_LEVEL_DEBUG, &f,
+		          "another job refreshes authorization %s; waiting for its tokens", j->auth->id);
+		job_wait(j, JOB_REFRESH_POLL_MS, refresh_poll);
+		return;
+	default:
+		break;
+	}
+	fail_store(j, "claiming the refresh lease", &result->error);
+}
+
+void job_state_refresh(job *j)
+{
+	job_store_error err = {0};
+	char holder[PACING_HOLDER_RANDOM_LEN + 1];
+
+	if (j->lease_owner[0] == '\0') {
+		if (!pacing_new_holder(holder)) {
+			job_retry_step(j, "claim refresh lease", "no random bytes for the lease owner");
+			return;
+		}
+		snprintf(j->lease_owner, sizeof(j->lease_owner), "%s:%s", j->env->owner, holder);
+	}
+	if (refresh_lease_claim(j->env->store, j->auth->id, j->lease_owner, j->auth->version,
+	                        refresh_lease_ms(j), claim_lease_cb, j, &err) != JOB_STORE_OK) {
+		job_retry_step(j, "claim refresh lease", err.message);
+		return;
+	}
+	job_callback_expect(j);
+}
+
+/*
+ * Re-read for a job that waits on another job's refresh, or that got
+ * invalid_grant (j->reread): a newer version means the tokens were rotated
+ * and are used; a lease still held means wait more; a free lease on the
+ * same version means claim it (waiter) or the grant is dead (re-read).
+ */
+static void read_lease_cb(void *arg, refresh_lease_result *result)
+{
+	job *j = arg;
+
+	if (!job_callback_enter(j))
+		return;
+	if (store_error_transient(result->error.status)) {
+		job_wait(j, JOB_REFRESH_POLL_MS, refresh_poll);
+		return;
+	}
+	if (result->error.status == JOB_STORE_ERR_NOT_FOUND) {
+		job_finish(j, "failed", "authorization_not_found", "authorization %s not found",
+		           j->auth->id);
+		return;
+	}
+	if (result->error.status != JOB_STORE_OK || result->authorization == NULL) {
+		fail_store(j, "reading the authorization", &result->error);
+		return;
+	}
+	long long before = j->reread ? j->reread_version : j->auth->version;
+
+	if (result->authorization->version != before) {
+		bool reread = j->reread;
+
+		j->reread = false;
+		adopt_row(j, result);
+		if (reread && j->spec->type == JOB_TYPE_REFRESH) {
+			job_finish(j, "succeeded", NULL, NULL);
+			return;
+		}
+		use_rotated_row(j);
+		return;
+	}
+	if (result->outcome == REFRESH_LEASE_BUSY) {
+		job_wait(j, JOB_REFRESH_POLL_MS, refresh_poll);
+		return;
+	}
+	if (j->reread) {
+		/* No job holds the lease and the version is the one refused: the grant is dead. */
+		retry_input in = j->pending_input;
+
+		in.authorization_unchanged = true;
+		decide(j, &in);
+		return;
+	}
+	adopt_row(j, result);
+	job_transition(j, JOB_STATE_REFRESH);
+}
+
+static void refresh_poll(job *j)
+{
+	job_store_error err = {0};
+
+	if (refresh_lease_read(j->env->store, j->auth->id, read_lease_cb, j, &err) !=
+	    JOB_STORE_OK) {
+		job_wait(j, JOB_REFRESH_POLL_MS, refresh_poll);
+		return;
+	}
+	job_callback_expect(j);
+}
+
+static void refreshed_event_cb(void *arg, job_store_result *result)
+{
+	job *j = arg;
+
+	if (!job_callback_enter(j))
+		return;
+	if (result->error.status != JOB_STORE_OK) {
+		log_fields f = job_log_fields(j, "refresh");
+
+		f.error = job_store_status_name(result->error.status);
+		log_write(j->env->log, LOG_LEVEL_WARN, &f, "appending the refreshed event failed: %s",
+		          result->error.message);
+	}
+	if (j->spec->type == JOB_TYPE_REFRESH)
+		job_finish(j, "succeeded", NULL, NULL);
+	else
+		job_transition(j, JOB_STATE_CALL);
+}
+
+/* Records in the job's history that it refreshed the tokens, then goes on. */
+static void append_refreshed(job *j)
+{
+	job_store_error err = {0};
+	char detail[96];
+
+	snprintf(detail, sizeof(detail), "{\"version\":%lld}", j->auth->version);
+	if (job_store_append_event(j->env->store, j->id, "refreshed", detail, refreshed_event_cb, j,
+	                           &err) != JOB_STORE_OK) {
+		job_store_result r = {.error = err};
+
+		job_callback_expect(j);
+		refreshed_event_cb(j, &r);
+		return;
+	}
+	job_callback_expect(j);
+}
+
+static void store_tokens_cb(void *arg, refresh_lease_result *result)
 {
 	job *j = arg;
 	log_fields f;
@@ -287,9 +558,18 @@ static void store_tokens_cb(void *arg, job_store_result *result)
 		job_retry_step(j, "store refreshed tokens", result->error.message);
 		return;
 	}
-	if (result->error.status == JOB_STORE_ERR_VERSION_CONFLICT) {
-		/* Another worker stored newer tokens first: use theirs. */
+	if (result->error.status == JOB_STORE_ERR_VERSION_CONFLICT ||
+	    result->error.status == JOB_STORE_ERR_LEASE_LOST) {
+		/* Our lease ran out and another job stored first: read its tokens. */
+		j->lease_held = false;
+		f = job_log_fields(j, "refresh");
+		f.error = job_store_status_name(result->error.status);
+		log_write(j->env->log, LOG_LEVEL_WARN, &f,
+		          "refreshed tokens not stored: another job took the lease; using its tokens");
 		metrics_refresh(j->env->metrics, "lost_race");
+		dc_token_free(j->token);
+		j->token = NULL;
+		j->reread = false;
 		job_transition(j, JOB_STATE_LOAD_AUTH);
 		return;
 	}
@@ -298,6 +578,7 @@ static void store_tokens_cb(void *arg, job_store_result *result)
 		return;
 	}
 
+	j->lease_held = false;
 	j->auth->version = result->version;
 	metrics_refresh(j->env->metrics, "stored");
 	token_crypto_free_plaintext(j->access_token);
@@ -305,34 +586,30 @@ static void store_tokens_cb(void *arg, job_store_result *result)
 	dc_token_free(j->token);
 	j->token = NULL;
 	f = job_log_fields(j, "refresh");
-	log_write(j->env->log, LOG_LEVEL_INFO, &f, "access token refreshed; authorization %s at version %lld",
-	          j->auth->id, j->auth->version);
+	log_write(j->env->log, LOG_LEVEL_INFO, &f,
+	          "access token refreshed; authorization %s at version %lld", j->auth->id,
+	          j->auth->version);
 	if (j->access_token == NULL) {
 		job_retry_step(j, "store refreshed tokens", "out of memory");
 		return;
 	}
-	if (j->spec->type == JOB_TYPE_REFRESH)
-		job_finish(j, "succeeded", NULL, NULL);
-	else
-		job_transition(j, JOB_STATE_CALL);
+	append_refreshed(j);
 }
 
 void job_state_store_tokens(job *j)
 {
 	job_store_error err = {0};
-	long long expires = job_now_ms() + (long long)j->token->expires_in * 1000;
-	authz_tokens_args args = {
-		.id = j->auth->id,
-		.version = j->auth->version,
+	refresh_lease_tokens tokens = {
 		.token_type = j->token->token_type != NULL ? j->token->token_type : "bearer",
 		.access_token = j->access_ct,
 		.access_token_len = j->access_ct_len,
 		.refresh_token = j->refresh_ct,
 		.refresh_token_len = j->refresh_ct_len,
-		.expires_at_ms = expires,
+		.expires_at_ms = job_now_ms() + (long long)j->token->expires_in * 1000,
 	};
 
-	if (authz_store_tokens(j->env->store, &args, store_tokens_cb, j, &err) != JOB_STORE_OK) {
+	if (refresh_lease_store(j->env->store, j->auth->id, j->lease_owner, j->auth->version,
+	                        &tokens, store_tokens_cb, j, &err) != JOB_STORE_OK) {
 		job_retry_step(j, "store refreshed tokens", err.message);
 		return;
 	}
@@ -346,6 +623,7 @@ static void exchange_cb(void *arg, dc_token *result, const dc_error *err)
 	job *j = arg;
 
 	j->request = NULL;
+	job_gate_leave(j);
 	call_ended(j, "token", err, err->http_status);
 	if (err->status != DC_OK) {
 		dc_token_free(result);
@@ -362,10 +640,11 @@ static void exchange_cb(void *arg, dc_token *result, const dc_error *err)
 		job_transition(j, JOB_STATE_STORE_AUTH);
 }
 
+static void exchange_call(job *j);
+
 static void start_exchange(job *j)
 {
 	const config_provider *p = config_find_provider(j->env->cfg, j->spec->dns_provider);
-	dc_error derr = {0};
 
 	if (p == NULL) {
 		job_finish(j, "failed", "unknown_dns_provider",
@@ -374,9 +653,18 @@ static void start_exchange(job *j)
 		return;
 	}
 	use_provider(j, p);
+	job_gate_enter(j, false, exchange_call);
+}
+
+/* The gate is open: exchange the code. */
+static void exchange_call(job *j)
+{
+	dc_error derr = {0};
+
 	call_started(j);
 	if (dc_exchange_code_start(j->env->client, &j->dcp, j->spec->code, j->spec->redirect_uri,
 	                           exchange_cb, j, &j->request, &derr) != DC_OK) {
+		job_gate_leave(j);
 		call_ended(j, "token", &derr, 0);
 		classify(j, &derr);
 		dc_error_clear(&derr);
@@ -450,6 +738,7 @@ static void apply_cb(void *arg, const dc_response *result, const dc_error *err)
 	job *j = arg;
 
 	j->request = NULL;
+	job_gate_leave(j);
 	call_ended(j, job_type_name(j->spec->type), err,
 	           err->status == DC_OK ? result->http_status : err->http_status);
 	if (err->status != DC_OK) {
@@ -470,6 +759,7 @@ static void start_apply(job *j)
 	if (spec->params_count > 0) {
 		params = calloc(spec->params_count, sizeof(*params));
 		if (params == NULL) {
+			job_gate_leave(j);
 			job_retry_step(j, "call provider", "out of memory");
 			return;
 		}
@@ -498,6 +788,7 @@ static void start_apply(job *j)
 		status = dc_revert_start(j->env->client, &j->dcp, &ar, apply_cb, j, &j->request, &derr);
 	free(params);
 	if (status != DC_OK) {
+		job_gate_leave(j);
 		call_ended(j, job_type_name(spec->type), &derr, 0);
 		classify(j, &derr);
 		dc_error_clear(&derr);
@@ -645,7 +936,7 @@ void job_state_call(job *j)
 		return;
 	case JOB_TYPE_APPLY:
 	case JOB_TYPE_REVERT:
-		start_apply(j);
+		job_gate_enter(j, true, start_apply);
 		return;
 	case JOB_TYPE_REFRESH:
 		job_transition(j, JOB_STATE_REFRESH);
@@ -680,6 +971,12 @@ static void classify(job *j, const dc_error *err)
 	if (err->status == DC_ERR_CONFLICT && err->conflicts != NULL) {
 		json_decref(j->conflicts);
 		j->conflicts = json_incref(err->conflicts);
+	}
+	if (err->http_status == 429)
+		job_gate_penalize(j);
+	if (j->lease_held) {
+		release_then_decide(j, &in);
+		return;
 	}
 	decide(j, &in);
 }

@@ -11,7 +11,9 @@
 
 #include "authorization.h"
 #include "job.h"
+#include "job_gate.h"
 #include "job_spec.h"
+#include "refresh_lease.h"
 
 /* A job's state. Each one has one function in job.c or job_call.c. */
 typedef enum job_state {
@@ -19,8 +21,8 @@ typedef enum job_state {
 	JOB_STATE_PARSE,             /* validating the job JSON */
 	JOB_STATE_CLAIM,             /* compare-and-set of the row to running */
 	JOB_STATE_LOAD_AUTH,         /* reading the authorization row */
-	JOB_STATE_REFRESH,           /* token endpoint: refresh grant */
-	JOB_STATE_STORE_TOKENS,      /* writing refreshed tokens, fenced on the version */
+	JOB_STATE_REFRESH,           /* refresh lease, then token endpoint: refresh grant */
+	JOB_STATE_STORE_TOKENS,      /* writing refreshed tokens, fenced on lease and version */
 	JOB_STATE_CALL,              /* the provider call of the job's type */
 	JOB_STATE_STORE_AUTH,        /* exchange_code: inserting the new authorization */
 	JOB_STATE_MARK_REAUTH,       /* authorization status to reauthorization_required */
@@ -33,6 +35,13 @@ typedef enum job_state {
 	JOB_STATE_DONE,              /* finished or cancelled; about to be freed */
 	JOB_STATE_COUNT
 } job_state;
+
+/* Pause between two reads of an authorization whose refresh lease another job holds. */
+#define JOB_REFRESH_POLL_MS 100
+/* Added to the token call's timeout for the refresh lease. */
+#define JOB_REFRESH_LEASE_MARGIN_MS 10000
+/* Refreshes one run starts for an expiring access token before it calls with it anyway. */
+#define JOB_REFRESH_ROUNDS_MAX 3
 
 /* Largest result message kept, in bytes. */
 #define JOB_MESSAGE_MAX 512
@@ -73,6 +82,16 @@ struct job {
 	unsigned char *refresh_ct;
 	size_t refresh_ct_len;
 	char authorization_id[AUTHZ_ID_LEN + 1];
+
+	/* Refresh lease: the owner is per job, so two jobs of one worker do not share it. */
+	char lease_owner[REFRESH_LEASE_OWNER_MAX + 1];
+	bool lease_held;              /* this job holds the authorization's refresh lease */
+	int refresh_rounds;           /* refreshes started for an expiring token */
+
+	/* Gate before the provider call (job_gate.c). */
+	job_gate gate;
+	ev_timer wait_timer;          /* a gate or refresh lease wait */
+	job_gate_fn wait_then;
 
 	/* Provider call. */
 	dc_request *request;
@@ -119,6 +138,12 @@ void job_callback_expect(job *j);
 
 /* Called first in every queue or job store callback. False: J was freed, return at once. */
 bool job_callback_enter(job *j);
+
+/*
+ * Runs THEN after DELAY_MS while the job keeps its claim; for waits that use
+ * no attempt (gate, refresh lease). One wait at a time.
+ */
+void job_wait(job *j, long delay_ms, job_gate_fn then);
 
 /* Log fields of J for ACTION. */
 log_fields job_log_fields(const job *j, const char *action);

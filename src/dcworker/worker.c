@@ -1,6 +1,7 @@
 /*
  * A worker process: its event loop, the fetch bounded by the in-flight
- * limit, the reclaim and promoter timers, the signal watchers and the drain.
+ * limit, the reclaim, promoter and keep-alive timers, the signal watchers
+ * and the drain.
  */
 #include "worker.h"
 
@@ -12,6 +13,7 @@
 
 #include "config.h"
 #include "job.h"
+#include "keepalive.h"
 #include "log.h"
 
 typedef struct worker {
@@ -24,6 +26,7 @@ typedef struct worker {
 	queue *queue;
 	job_store *store;
 	metrics *metrics;
+	keepalive *keepalive;        /* NULL when keepalive_days is 0 */
 	job_env env;
 	char owner[128];
 
@@ -39,6 +42,7 @@ typedef struct worker {
 	ev_timer fetch_timer;
 	ev_timer reclaim_timer;
 	ev_timer promote_timer;
+	ev_timer keepalive_timer;
 	ev_timer grace_timer;
 	ev_signal sigterm_watcher;
 	ev_signal sigint_watcher;
@@ -264,6 +268,73 @@ static void promote_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	w->promoting = true;
 }
 
+/* Refresh keep-alive */
+
+static void keepalive_done_cb(void *arg, const keepalive_report *report)
+{
+	worker *w = arg;
+	log_fields f = {.action = "keepalive"};
+
+	if (report->error.status != JOB_STORE_OK) {
+		f.error = job_store_status_name(report->error.status);
+		log_write(w->log, LOG_LEVEL_WARN, &f, "keep-alive run failed: %s; enqueued %zu",
+		          report->error.message, report->enqueued);
+		return;
+	}
+	if (report->queue_error.status != QUEUE_OK) {
+		f.error = queue_status_name(report->queue_error.status);
+		log_write(w->log, LOG_LEVEL_WARN, &f, "keep-alive run failed: %s; enqueued %zu",
+		          report->queue_error.message, report->enqueued);
+		return;
+	}
+	if (report->enqueued > 0)
+		log_write(w->log, LOG_LEVEL_INFO, &f,
+		          "enqueued %zu refresh jobs for authorizations idle for %ld days",
+		          report->enqueued, w->cfg->worker.keepalive_days);
+}
+
+static void keepalive_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	worker *w = t->data;
+	job_store_error err = {0};
+	job_store_status status;
+
+	(void)loop;
+	(void)revents;
+	if (w->draining || w->keepalive == NULL)
+		return;
+	status = keepalive_run(w->keepalive, keepalive_done_cb, w, &err);
+	if (status != JOB_STORE_OK && status != JOB_STORE_ERR_BUSY)
+		log_simple(w, LOG_LEVEL_WARN, "keepalive", job_store_status_name(status), err.message);
+}
+
+/* The queue of keep-alive refreshes: "bulk" when configured, else the last one read. */
+static const char *keepalive_queue(const config *cfg)
+{
+	for (size_t i = 0; i < cfg->worker.queues_count; i++)
+		if (strcmp(cfg->worker.queues[i], "bulk") == 0)
+			return cfg->worker.queues[i];
+	return cfg->worker.queues_count > 0 ? cfg->worker.queues[cfg->worker.queues_count - 1]
+	                                    : NULL;
+}
+
+/* Creates the keep-alive when keepalive_days is set. A failure is logged; the worker runs on. */
+static void open_keepalive(worker *w)
+{
+	job_store_error err = {0};
+	keepalive_options opts = {
+		.idle_days = w->cfg->worker.keepalive_days,
+		.queue_name = keepalive_queue(w->cfg),
+	};
+
+	if (w->cfg->worker.keepalive_days <= 0)
+		return;
+	w->keepalive = keepalive_new(w->store, w->queue, &opts, &err);
+	if (w->keepalive == NULL)
+		log_simple(w, LOG_LEVEL_ERROR, "keepalive", job_store_status_name(err.status),
+		           err.message);
+}
+
 /* Connection events */
 
 static void on_queue_event(void *arg, queue_event event, const char *detail)
@@ -312,6 +383,7 @@ static void stop_signal_cb(struct ev_loop *loop, ev_signal *s, int revents)
 	ev_timer_stop(loop, &w->fetch_timer);
 	ev_timer_stop(loop, &w->reclaim_timer);
 	ev_timer_stop(loop, &w->promote_timer);
+	ev_timer_stop(loop, &w->keepalive_timer);
 	log_write(w->log, LOG_LEVEL_INFO, &f,
 	          "signal %d: no new jobs; waiting up to %ld s for %zu jobs in flight", s->signum,
 	          w->cfg->worker.grace_period_s, w->jobs_count);
@@ -506,6 +578,11 @@ static void start_watchers(worker *w)
 	ev_timer_init(&w->promote_timer, promote_timer_cb, 0.0, WORKER_PROMOTE_INTERVAL_MS / 1000.0);
 	w->promote_timer.data = w;
 	ev_timer_start(w->loop, &w->promote_timer);
+	ev_timer_init(&w->keepalive_timer, keepalive_timer_cb, WORKER_KEEPALIVE_FIRST_MS / 1000.0,
+	              WORKER_KEEPALIVE_INTERVAL_S);
+	w->keepalive_timer.data = w;
+	if (w->keepalive != NULL)
+		ev_timer_start(w->loop, &w->keepalive_timer);
 	ev_init(&w->grace_timer, grace_timer_cb);
 	w->grace_timer.data = w;
 
@@ -530,6 +607,8 @@ static void close_components(worker *w)
 	w->draining = true;
 	while (w->jobs_count > 0)
 		job_cancel(w->jobs[w->jobs_count - 1]);
+	keepalive_free(w->keepalive);
+	w->keepalive = NULL;
 	queue_free(w->queue);
 	job_store_free(w->store);
 	while (w->jobs_count > 0)
@@ -565,6 +644,7 @@ int worker_run(const char *config_path, int index)
 	if (w.metrics == NULL || !open_components(&w))
 		goto out;
 	metrics_set_probes(w.metrics, in_flight_gauge, ready_probe, &w);
+	open_keepalive(&w);
 
 	w.env = (job_env){
 		.loop = w.loop,

@@ -5,7 +5,8 @@
  *
  * The loop fetches new entries while fewer than [worker] in_flight jobs run,
  * reclaims entries other consumers left pending past the visibility timeout,
- * and promotes due scheduled jobs to their queues.
+ * promotes due scheduled jobs to their queues, and enqueues keep-alive
+ * refreshes for authorizations idle for [worker] keepalive_days.
  *
  * Signals: SIGTERM and SIGINT stop fetching and let the jobs in flight finish
  * within [worker] grace_period_s; jobs still running then are abandoned
@@ -22,6 +23,13 @@
 #define WORKER_IDLE_POLL_MS 50
 /* Wait before fetching again after a failed fetch. */
 #define WORKER_FETCH_ERROR_DELAY_MS 500
+/*
+ * The keep-alive (keepalive.h) runs first this long after start, then at
+ * this interval; it marks each authorization once per day, so every worker
+ * may run it and each idle authorization still gets one refresh job.
+ */
+#define WORKER_KEEPALIVE_FIRST_MS 2000
+#define WORKER_KEEPALIVE_INTERVAL_S 600.0
 /* Most scheduled jobs moved per promoter run. */
 #define WORKER_PROMOTE_BATCH 100
 
