@@ -5,6 +5,10 @@
  *   parse -> claim -> [load authorization -> [refresh -> store tokens]]
  *         -> call provider -> [store authorization] -> commit -> publish -> ack
  *
+ * A refresh first claims the authorization's refresh lease (refresh_lease.h),
+ * and every call to a configured provider passes the gate of job_gate.h
+ * (zone lock, in-flight slot, rate token) first.
+ *
  * From the claim to the acknowledgment a timer renews the claim: the Redis
  * entry's idle time (queue_touch) and, until the commit, the PostgreSQL
  * lease (job_store_renew_lease).

@@ -277,7 +277,7 @@ static void release_lease_cb(void *arg, refresh_lease_result *result)
 /*
  * After a failed token call: gives the lease back without touching the
  * tokens, then decides on IN. The release runs before the decision, so a
- * re-read after invalid_grant never sees this job's own lease.
+ * re-read after invalid_grant never finds this job's own lease.
  */
 static void release_then_decide(job *j, const retry_input *in)
 {
@@ -314,10 +314,8 @@ static bool encrypt_tokens(job *j, const char *id)
 		goto fail;
 	return true;
 fail:
-	if (j->lease_held) {
-		/* The provider spent the old refresh token; the lease ends by itself. */
-		j->lease_held = false;
-	}
+	/* A refresh lease still held ends by itself after refresh_lease_ms. */
+	j->lease_held = false;
 	job_finish(j, "failed", "token_encrypt_failed", "%s", cerr.message);
 	return false;
 }

@@ -24,7 +24,12 @@ long job_gate_call_timeout_ms(const job *j)
 static long poll_delay(job *j, long long wait_ms, long max_ms)
 {
 	uint64_t x = j->gate.jitter != 0 ? j->gate.jitter : 0x9e3779b97f4a7c15ULL;
-	long delay = wait_ms < 1 ? 1 : wait_ms > max_ms ? max_ms : (long)wait_ms;
+	long delay = max_ms;
+
+	if (wait_ms < 1)
+		delay = 1;
+	else if (wait_ms < max_ms)
+		delay = (long)wait_ms;
 
 	x ^= x << 13;
 	x ^= x >> 7;
@@ -157,7 +162,7 @@ static void take_cb(void *arg, pacing_result *result)
 		return;
 	}
 	if (!result->granted) {
-		/* The bucket says when the next token is there; wait for it, no longer. */
+		/* The bucket returns the time until the next token, so wait that long. */
 		job_wait(j, poll_delay(j, result->wait_ms, 60000), gate_step);
 		return;
 	}
@@ -252,13 +257,14 @@ void job_gate_enter(job *j, bool zone, job_gate_fn then)
 	gate_step(j);
 }
 
-static void release_zone_cb(void *arg, zone_lock_result *result)
+/* Releases and penalties are not waited for: a lost one ends with its lease or expiry. */
+static void ignore_zone_cb(void *arg, zone_lock_result *result)
 {
 	(void)arg;
 	(void)result;
 }
 
-static void release_slot_cb(void *arg, pacing_result *result)
+static void ignore_pacing_cb(void *arg, pacing_result *result)
 {
 	(void)arg;
 	(void)result;
@@ -271,9 +277,9 @@ void job_gate_leave(job *j)
 
 	ev_timer_stop(j->env->loop, &g->renew_timer);
 	if (g->zone_held)
-		(void)zone_lock_release(j->env->queue, g->lock, release_zone_cb, NULL, &err);
+		(void)zone_lock_release(j->env->queue, g->lock, ignore_zone_cb, NULL, &err);
 	if (g->slot_held)
-		(void)pacing_release(j->env->queue, j->provider->name, g->holder, release_slot_cb, NULL,
+		(void)pacing_release(j->env->queue, j->provider->name, g->holder, ignore_pacing_cb, NULL,
 		                     &err);
 	g->zone_held = false;
 	g->slot_held = false;
@@ -290,7 +296,7 @@ void job_gate_penalize(job *j)
 	limits = pacing_limits_from_config(j->provider);
 	if (limits.rate <= 0)
 		return;
-	(void)pacing_penalize(j->env->queue, j->provider->name, &limits, release_slot_cb, NULL, &err);
+	(void)pacing_penalize(j->env->queue, j->provider->name, &limits, ignore_pacing_cb, NULL, &err);
 }
 
 void job_gate_stop(job *j)

@@ -28,7 +28,7 @@
 #include "pacing.h"
 #include "zone_lock.h"
 
-/* Longest pause between two tries of a refused zone lock or slot. */
+/* Maximum pause between two tries of a refused zone lock or slot. */
 #define JOB_GATE_POLL_MS 100
 /* Pause after a Redis error before the step runs again. */
 #define JOB_GATE_ERROR_DELAY_MS 250

@@ -25,7 +25,7 @@
 #define WORKER_FETCH_ERROR_DELAY_MS 500
 /*
  * The keep-alive (keepalive.h) runs first this long after start, then at
- * this interval; it marks each authorization once per day, so every worker
+ * this interval. It marks each authorization once per day, so every worker
  * may run it and each idle authorization still gets one refresh job.
  */
 #define WORKER_KEEPALIVE_FIRST_MS 2000

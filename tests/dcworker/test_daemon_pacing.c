@@ -125,7 +125,7 @@ Test(daemon_pacing, rate_limit_and_penalty, .fini = teardown, .timeout = 90)
 	cr_expect_leq((double)calls, bound, "more calls than the rate allows");
 	cr_expect_geq(calls, (long)(rate * window_s / 2), "the pace is far below the rate");
 
-	/* Half the calls answer 429: every worker slows down. */
+	/* Half the calls return 429, so every worker slows down. */
 	cr_assert(dd_sandbox_faults(env, "{\"errors\":\"429:0.5\",\"retry_after\":1,"
 	                                 "\"endpoints\":\"apply\"}"));
 	pause_ms(1500);

@@ -165,7 +165,7 @@ Test(daemon_tokens, one_refresh_per_rotation, .fini = teardown, .timeout = 120)
 	start(NULL, 2);
 	char *authorization = dd_authorize(env, "exchange-1", DD_ZONE);
 	cr_assert_not_null(authorization);
-	/* Slow token answers widen the window in which jobs of both workers need a refresh. */
+	/* Slow token responses widen the window in which jobs of both workers need a refresh. */
 	cr_assert(dd_sandbox_faults(env, "{\"latency_ms\":300,\"endpoints\":\"token\"}"));
 	long long version0 = auth_number("version", authorization);
 	long calls0 = dd_sandbox_count(env, "token");
@@ -202,8 +202,12 @@ Test(daemon_tokens, waiter_reuses_inflight_refresh, .fini = teardown, .timeout =
 	long calls0 = dd_sandbox_count(env, "token");
 
 	/* Two refreshes at once: the second must wait for the first, not replay its token. */
-	cr_assert(dd_enqueue(env, refresh_text("refresh-a", authorization)) &&
-	          dd_enqueue(env, refresh_text("refresh-b", authorization)));
+	char *text_a = refresh_text("refresh-a", authorization);
+	char *text_b = refresh_text("refresh-b", authorization);
+	cr_assert(dd_enqueue(env, text_a));
+	cr_assert(dd_enqueue(env, text_b));
+	free(text_a);
+	free(text_b);
 	char *state_a = NULL;
 	char *state_b = NULL;
 	json_decref(dd_wait_result(env, "refresh-a", RESULT_TIMEOUT_MS, &state_a));
