@@ -833,9 +833,13 @@ static common_status validate_provider(config *cfg, config_provider *p, common_e
 		                        "[provider.%s] url_api is missing; set the urlAPI pinned at "
 		                        "onboarding, e.g. https://api.provider.example",
 		                        p->name);
-	if (strncmp(p->url_api, "https://", 8) != 0 || strlen(p->url_api) <= 8)
-		return value_error(err, "config", "provider", "url_api", p->url_api,
-		                   "must be an https:// URL");
+	if (strncmp(p->url_api, "https://", 8) != 0 || strlen(p->url_api) <= 8) {
+		char section[80];
+
+		snprintf(section, sizeof(section), "provider.%s", p->name);
+		return value_error(err, "config", section, "url_api", p->url_api,
+		                   "must be an https:// URL, e.g. https://api.provider.example");
+	}
 	if (p->provider_id == NULL && !set_string(&p->provider_id, p->name))
 		return common_error_set(err, COMMON_ERR_NOMEM, "", "out of memory reading config");
 	if (p->client_id == NULL && cfg->worker.template_provider_id == NULL)

@@ -33,6 +33,17 @@ static const char *const string_columns[] = {
 };
 static const char *const list_columns[] = {"service_ids", "hosts", "group_ids"};
 
+/* True when s is valid UTF-8, which jansson requires of every string. */
+static bool valid_utf8(const char *s)
+{
+	json_t *probe = json_string(s);
+
+	if (probe == NULL)
+		return false;
+	json_decref(probe);
+	return true;
+}
+
 static bool known_column(const char *name)
 {
 	for (size_t i = 0; i < sizeof(string_columns) / sizeof(string_columns[0]); i++) {
@@ -133,7 +144,7 @@ static bool read_header(bulk_reader *r, char *reason, size_t reason_size)
 		/* A UTF-8 byte order mark may precede the first column name. */
 		if (i == 0 && strncmp(name, "\xEF\xBB\xBF", 3) == 0)
 			name += 3;
-		if (!known_column(name)) {
+		if (!valid_utf8(name) || !known_column(name)) {
 			char quoted[80];
 
 			snprintf(reason, reason_size, "line 1: unknown column \"%s\"; see docs/cli.md for "
@@ -179,10 +190,13 @@ bulk_reader *bulk_reader_open(const char *path, const char *format, const char *
 	           (len > 7 && strcmp(path + len - 7, ".ndjson") == 0)) {
 		r->csv = false;
 	} else {
-		int c;
+		int c = getc(r->f);
 
-		while ((c = getc(r->f)) == ' ' || c == '\n' || c == '\r' || c == '\t')
-			;
+		/* Skip a UTF-8 byte order mark, then white space, before the first byte. */
+		if (c == 0xEF && getc(r->f) == 0xBB && getc(r->f) == 0xBF)
+			c = getc(r->f);
+		while (c == ' ' || c == '\n' || c == '\r' || c == '\t')
+			c = getc(r->f);
 		r->csv = c != '{';
 		rewind(r->f);
 	}
@@ -210,7 +224,12 @@ static void set_list(json_t *job, const char *key, const char *text)
 static bulk_read csv_row(bulk_reader *r, json_t **job, char *reason, size_t reason_size)
 {
 	char *fields[BULK_COLUMNS_MAX];
-	int count = read_record(r, fields, BULK_COLUMNS_MAX, reason, reason_size);
+	int count;
+
+	/* Blank lines, such as a trailing empty line, are skipped as in JSON Lines. */
+	do
+		count = read_record(r, fields, BULK_COLUMNS_MAX, reason, reason_size);
+	while (count == 1 && fields[0][0] == '\0');
 
 	if (count == 0)
 		return BULK_READ_END;
@@ -218,6 +237,13 @@ static bulk_read csv_row(bulk_reader *r, json_t **job, char *reason, size_t reas
 		return BULK_READ_FATAL;
 	if (count < 0)
 		return BULK_READ_BAD;
+	for (int i = 0; i < count && (size_t)i < r->column_count; i++) {
+		if (!valid_utf8(fields[i])) {
+			snprintf(reason, reason_size, "column \"%s\" is not valid UTF-8; save the file "
+			         "as UTF-8", r->columns[i]);
+			return BULK_READ_BAD;
+		}
+	}
 	if ((size_t)count != r->column_count) {
 		snprintf(reason, reason_size, "%d fields, the header has %zu", count, r->column_count);
 		return BULK_READ_BAD;
@@ -273,11 +299,15 @@ static bulk_read jsonl_row(bulk_reader *r, json_t **job, char *reason, size_t re
 			snprintf(reason, reason_size, "line longer than %d bytes", BULK_ROW_MAX);
 			return BULK_READ_BAD;
 		}
-		if (strspn(r->buf, " \t\r\n") == len)
+		/* A UTF-8 byte order mark may precede the first line. */
+		char *text = r->buf;
+		if (r->line == 1 && strncmp(text, "\xEF\xBB\xBF", 3) == 0)
+			text += 3;
+		if (strspn(text, " \t\r\n") == strlen(text))
 			continue;
 
 		json_error_t error;
-		json_t *row = json_loads(r->buf, JSON_REJECT_DUPLICATES, &error);
+		json_t *row = json_loads(text, JSON_REJECT_DUPLICATES, &error);
 		if (row == NULL) {
 			snprintf(reason, reason_size, "invalid JSON: %s", error.text);
 			return BULK_READ_BAD;
