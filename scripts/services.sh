@@ -230,7 +230,7 @@ start_dnsmasq() {
 	for _ in 1 2 3; do
 		port=$(free_port)
 		setsid dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
-			--listen-address=127.0.0.1 --bind-interfaces --port="$port" --user=root \
+			--listen-address=127.0.0.1 --bind-interfaces --port="$port" --user=root --group=root \
 			--pid-file= --local=/#/ "${extra[@]}" >"$dir/dnsmasq.log" 2>&1 </dev/null &
 		dns_pid=$!
 		record dnsmasq "$dns_pid" "--port=$port"

@@ -61,7 +61,9 @@ sb_result sb_dns_start(const char *conf_path, int dns_port, pid_t *pid, sb_error
 	snprintf(port_arg, sizeof(port_arg), "--port=%d", dns_port);
 	char *argv[] = {(char *)bin, "--keep-in-foreground", conf_arg, "--no-resolv", "--no-hosts",
 		"--listen-address=127.0.0.1", "--bind-interfaces", port_arg, "--pid-file=", "--local=/#/",
-		geteuid() == 0 ? "--user=root" : NULL, NULL};
+		geteuid() == 0 ? "--user=root" : NULL,
+		/* Without it dnsmasq changes group, which clears the parent-death signal. */
+		"--group=root", NULL};
 
 	pid_t child = fork();
 	if (child < 0)

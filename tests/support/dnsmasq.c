@@ -18,7 +18,7 @@
 /* How long dnsmasq may take to answer its first query. */
 #define DNSMASQ_READY_TIMEOUT_MS 5000
 /* Arguments the library passes besides the caller's. */
-#define DNSMASQ_FIXED_ARGS 12
+#define DNSMASQ_FIXED_ARGS 13
 
 struct ts_dnsmasq {
 	pid_t pid;
@@ -91,6 +91,11 @@ static pid_t spawn_dnsmasq(ts_dnsmasq *d, const char *program, int port, const c
 	argv[n++] = "--bind-interfaces";
 	argv[n++] = port_arg;
 	argv[n++] = "--user=root";
+	/*
+	 * Keep group root too: dnsmasq otherwise switches to its default group,
+	 * and the kernel clears the parent-death signal on that change.
+	 */
+	argv[n++] = "--group=root";
 	argv[n++] = "--pid-file=";
 	/* With no upstream server, "#" matches every name not defined locally. */
 	argv[n++] = "--local=/#/";

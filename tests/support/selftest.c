@@ -764,7 +764,7 @@ Test(postgres, missing_bindir_fails)
 
 /* Child processes die with the test */
 
-typedef enum server_kind { SERVER_REDIS, SERVER_POSTGRES } server_kind;
+typedef enum server_kind { SERVER_REDIS, SERVER_POSTGRES, SERVER_DNSMASQ } server_kind;
 
 /* What the forked process reports about the server it started. */
 typedef struct started_server {
@@ -790,6 +790,10 @@ static started_server start_in_exiting_process(server_kind kind)
 				info.port = ts_redis_port(r);
 				snprintf(info.dir, sizeof info.dir, "%s", ts_redis_dir(r));
 			}
+		} else if (kind == SERVER_DNSMASQ) {
+			ts_dnsmasq *d = ts_dnsmasq_start(NULL, 0);
+			if (d != NULL)
+				info.port = ts_dnsmasq_port(d);
 		} else {
 			ts_postgres *p = ts_postgres_start();
 			if (p != NULL) {
@@ -817,7 +821,8 @@ static void check_server_dies_with_parent(server_kind kind)
 	while (connect_tcp("127.0.0.1", info.port) && now_ms() - start < 5000)
 		usleep(20000);
 	bool alive = connect_tcp("127.0.0.1", info.port);
-	ts_rmtree(info.dir);
+	if (info.dir[0] != '\0')
+		ts_rmtree(info.dir);
 	cr_assert_not(alive, "server on port %d outlived its parent", info.port);
 }
 
@@ -829,4 +834,10 @@ Test(process, redis_dies_with_parent)
 Test(process, postgres_dies_with_parent)
 {
 	check_server_dies_with_parent(SERVER_POSTGRES);
+}
+
+/* dnsmasq switches to its group at start, which clears a parent-death signal unless the group is kept. */
+Test(process, dnsmasq_dies_with_parent)
+{
+	check_server_dies_with_parent(SERVER_DNSMASQ);
 }
