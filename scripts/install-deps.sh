@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install every Debian package dcworker needs to build, test and run its demo.
-# Idempotent: it asks apt-get only for the packages that are missing.
+# Idempotent: it installs only the packages that are missing.
 set -euo pipefail
 
 packages=(

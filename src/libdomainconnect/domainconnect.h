@@ -6,8 +6,8 @@
  * server-side request passes through.
  *
  * The library has no globals. Network calls run on a caller's libev loop
- * through a dc_client (curl multi and c-ares are both driven by the loop);
- * a blocking wrapper exists for each of them for command-line use.
+ * through a dc_client, which drives both curl multi and c-ares from that
+ * loop. Each call also has a blocking wrapper for command-line use.
  *
  * Ownership: strings passed in are copied when the call needs them after it
  * returns. Results handed to a callback belong to the callback, which frees
@@ -32,7 +32,7 @@
 extern "C" {
 #endif
 
-/* Result of every library call. Values are stable; OK is 0. */
+/* Result of every library call. Values are stable, and DC_OK is 0. */
 typedef enum dc_status {
 	DC_OK = 0,
 	DC_ERR_INVALID_ARGUMENT,   /* the caller's input is invalid (bad domain, reserved name, ...) */
@@ -40,7 +40,7 @@ typedef enum dc_status {
 	DC_ERR_TRANSIENT,          /* SERVFAIL, DNS or HTTP timeout, connection error, 5xx */
 	DC_ERR_INVALID_RESPONSE,   /* garbage TXT, bad JSON, missing required field */
 	DC_ERR_AMBIGUOUS,          /* several distinct valid _domainconnect values */
-	DC_ERR_HOST_REJECTED,      /* the host guard refused the URL or its addresses */
+	DC_ERR_HOST_REJECTED,      /* the host guard rejected the URL or its addresses */
 	DC_ERR_API_MISMATCH,       /* discovered urlAPI differs from the pinned one */
 	DC_ERR_ASYNC_NOT_SUPPORTED,/* settings have no urlAsyncUX */
 	DC_ERR_CONFLICT,           /* apply: 409, conflicting records in dc_error.conflicts */
