@@ -29,6 +29,7 @@ typedef struct rate_slot {
 	int64_t window_start_ms;
 	unsigned count;      /* lines seen in the current window */
 	unsigned suppressed; /* lines dropped in the current window */
+	char *sample;        /* the first dropped line, formatted; NULL when none */
 } rate_slot;
 
 struct log_ctx {
@@ -40,6 +41,7 @@ struct log_ctx {
 	log_clock_fn clock;
 	void *clock_arg;
 	rate_slot slots[LOG_RATE_SLOTS];
+	size_t pending;      /* slots with suppressed > 0 */
 };
 
 static const char *const level_names[LOG_LEVEL_COUNT] = {
@@ -464,16 +466,47 @@ static uint64_t hash_key(log_level level, const char *fmt)
 	return h;
 }
 
+/* Writes the summary of SLOT's dropped lines, quoting the first of them, and resets it. */
 static void emit_suppressed(log_ctx *log, rate_slot *slot)
 {
-	char msg[LOG_RATE_KEY_MAX + 64];
-	snprintf(msg, sizeof(msg), "suppressed %u similar lines: %s", slot->suppressed, slot->key);
-	emit(log, slot->level, NULL, msg);
+	char *msg = NULL;
+	int n = asprintf(&msg, "suppressed %u similar lines like: %s", slot->suppressed,
+	                 slot->sample != NULL ? slot->sample : "(no memory for the line)");
+
+	if (n >= 0) {
+		emit(log, slot->level, NULL, msg);
+		OPENSSL_cleanse(msg, (size_t)n);
+		free(msg);
+	}
+	if (slot->sample != NULL) {
+		OPENSSL_cleanse(slot->sample, strlen(slot->sample));
+		free(slot->sample);
+		slot->sample = NULL;
+	}
 	slot->suppressed = 0;
+	log->pending--;
 }
 
-/* Counts a line of (level, fmt); returns false when it must be dropped. */
-static bool rate_allow(log_ctx *log, log_level level, const char *fmt)
+/* Writes the summaries whose interval has passed; called on every log_write. */
+static void flush_due(log_ctx *log)
+{
+	if (log->pending == 0)
+		return;
+	int64_t now = log->clock(log->clock_arg);
+	for (size_t i = 0; i < LOG_RATE_SLOTS && log->pending > 0; i++) {
+		rate_slot *slot = &log->slots[i];
+
+		if (!slot->used || slot->suppressed == 0 ||
+		    now - slot->window_start_ms < LOG_RATE_INTERVAL_MS)
+			continue;
+		emit_suppressed(log, slot);
+		slot->window_start_ms = now;
+		slot->count = 0;
+	}
+}
+
+/* Counts line MSG of (level, fmt); returns false when it must be dropped. */
+static bool rate_allow(log_ctx *log, log_level level, const char *fmt, const char *msg)
 {
 	uint64_t hash = hash_key(level, fmt);
 	rate_slot *slot = &log->slots[hash % LOG_RATE_SLOTS];
@@ -502,7 +535,10 @@ static bool rate_allow(log_ctx *log, log_level level, const char *fmt)
 
 	slot->count++;
 	if (slot->count > LOG_RATE_BURST) {
-		slot->suppressed++;
+		if (slot->suppressed++ == 0) {
+			slot->sample = strdup(msg);
+			log->pending++;
+		}
 		return false;
 	}
 	return true;
@@ -520,9 +556,10 @@ void log_flush_suppressed(log_ctx *log)
 
 void log_write(log_ctx *log, log_level level, const log_fields *fields, const char *fmt, ...)
 {
-	if (!log_enabled(log, level))
+	if (log == NULL)
 		return;
-	if (!rate_allow(log, level, fmt))
+	flush_due(log);
+	if (!log_enabled(log, level))
 		return;
 
 	va_list ap;
@@ -533,7 +570,8 @@ void log_write(log_ctx *log, log_level level, const log_fields *fields, const ch
 	if (n < 0)
 		return;
 
-	emit(log, level, fields, msg);
+	if (rate_allow(log, level, fmt, msg))
+		emit(log, level, fields, msg);
 	OPENSSL_cleanse(msg, (size_t)n);
 	free(msg);
 }

@@ -16,7 +16,10 @@
  *
  * Repeats are rate-limited: when lines with the same level and format string
  * pass LOG_RATE_BURST within LOG_RATE_INTERVAL_MS, the rest of that interval
- * is dropped and counted, and one "suppressed N similar lines" line follows.
+ * is dropped and counted, and one "suppressed N similar lines like: <first
+ * dropped line>" line follows: at the first log_write call of any kind
+ * (any level, any format) once the interval has passed, when the slot is
+ * taken by another format, or at log_flush_suppressed.
  *
  * A log_ctx is not thread-safe; a worker process owns one and passes it
  * around. There is no global logger.

@@ -259,12 +259,12 @@ Test(log, repeats_suppressed_then_counted)
 	log_write(c.log, LOG_LEVEL_ERROR, NULL, "other message");
 	cr_assert_eq(capture_lines(&c), LOG_RATE_BURST + 1);
 
-	/* After the interval the count is reported, then the line is written. */
+	/* After the interval the count is reported with the first dropped line, then the line. */
 	fake_now += LOG_RATE_INTERVAL_MS;
 	log_write(c.log, LOG_LEVEL_ERROR, NULL, "redis down: %d", 99);
 	cr_assert_eq(capture_lines(&c), LOG_RATE_BURST + 3);
 	json_t *obj = capture_line(&c, LOG_RATE_BURST + 1);
-	cr_assert_str_eq(field(obj, "msg"), "suppressed 15 similar lines: redis down: %d");
+	cr_assert_str_eq(field(obj, "msg"), "suppressed 15 similar lines like: redis down: 20");
 	cr_assert_str_eq(field(obj, "level"), "error");
 	json_decref(obj);
 	obj = capture_line(&c, LOG_RATE_BURST + 2);
@@ -285,7 +285,55 @@ Test(log, pending_suppressed_flushed_on_free)
 	c.log = NULL;
 	cr_assert_eq(capture_lines(&c), LOG_RATE_BURST + 1);
 	json_t *obj = capture_line(&c, LOG_RATE_BURST);
-	cr_assert_str_eq(field(obj, "msg"), "suppressed 2 similar lines: slow provider");
+	cr_assert_str_eq(field(obj, "msg"), "suppressed 2 similar lines like: slow provider");
+	json_decref(obj);
+	capture_close(&c);
+}
+
+Test(log, summary_due_on_any_later_call)
+{
+	capture c;
+	capture_open(&c, LOG_LEVEL_INFO);
+	fake_now = 5000;
+	log_set_clock(c.log, fake_clock, NULL);
+	for (int i = 0; i < LOG_RATE_BURST + 3; i++)
+		log_write(c.log, LOG_LEVEL_WARN, NULL, "job %s%s%s", "j-", "1", "");
+	cr_assert_eq(capture_lines(&c), LOG_RATE_BURST);
+
+	/* Before the interval ends another call writes nothing more. */
+	fake_now += LOG_RATE_INTERVAL_MS - 1;
+	log_write(c.log, LOG_LEVEL_DEBUG, NULL, "filtered");
+	cr_assert_eq(capture_lines(&c), LOG_RATE_BURST);
+
+	/* A filtered line of another format is enough to flush it once the interval is over. */
+	fake_now += 1;
+	log_write(c.log, LOG_LEVEL_DEBUG, NULL, "filtered");
+	cr_assert_eq(capture_lines(&c), LOG_RATE_BURST + 1);
+	json_t *obj = capture_line(&c, LOG_RATE_BURST);
+	cr_assert_str_eq(field(obj, "msg"), "suppressed 3 similar lines like: job j-1");
+	cr_assert_str_eq(field(obj, "level"), "warn");
+	json_decref(obj);
+
+	/* It is written once. */
+	log_write(c.log, LOG_LEVEL_INFO, NULL, "next");
+	log_ctx_free(c.log);
+	c.log = NULL;
+	cr_assert_eq(capture_lines(&c), LOG_RATE_BURST + 2);
+	capture_close(&c);
+}
+
+Test(log, summary_sample_is_redacted)
+{
+	capture c;
+	capture_open(&c, LOG_LEVEL_DEBUG);
+	fake_now = 0;
+	log_set_clock(c.log, fake_clock, NULL);
+	for (int i = 0; i < LOG_RATE_BURST + 1; i++)
+		log_write(c.log, LOG_LEVEL_ERROR, NULL, "token call: %s", "refresh_token=abcdef123456");
+	log_flush_suppressed(c.log);
+	json_t *obj = capture_line(&c, LOG_RATE_BURST);
+	cr_assert_str_eq(field(obj, "msg"),
+	                 "suppressed 1 similar lines like: token call: refresh_token=[redacted]");
 	json_decref(obj);
 	capture_close(&c);
 }
