@@ -76,7 +76,8 @@ void job_authorization_free(job_authorization *auth)
 
 /*
  * Claim by compare-and-set. The INSERT takes a new row; ON CONFLICT moves an
- * existing row to running only when it is queued or its lease expired. The
+ * existing row to running only when it is queued or its lease expired; taking
+ * over another owner's expired lease counts one in reclaims. The
  * second SELECT reads the row as it was before this statement (same
  * snapshot), so it reports why the claim did not happen. When another
  * transaction inserted the row concurrently, the row is invisible to this
@@ -90,7 +91,9 @@ static const char sql_claim[] =
 	"   now() + $6::bigint * interval '1 millisecond', now())"
 	" ON CONFLICT (id) DO UPDATE SET state = 'running',"
 	"   owner = EXCLUDED.owner, lease_until = EXCLUDED.lease_until,"
-	"   started_at = now(), updated_at = now()"
+	"   started_at = now(), updated_at = now(),"
+	"   reclaims = j.reclaims + CASE WHEN j.state = 'running'"
+	"     AND j.owner IS DISTINCT FROM EXCLUDED.owner THEN 1 ELSE 0 END"
 	" WHERE j.state = 'queued' OR (j.state = 'running' AND j.lease_until < now())"
 	" RETURNING j.id, j.state, j.attempts"
 	"), event AS ("

@@ -627,3 +627,27 @@ Test(job_store, invalid_arguments_rejected)
 	cr_assert_eq(p.calls, 0);
 	job_store_free(store);
 }
+
+Test(job_store, expired_lease_takeover_counts_reclaim)
+{
+	probe events = {0};
+	job_store_options o = options(&events);
+	job_store *store = open_store(&o, &events);
+	probe a = {0};
+	probe b = {0};
+
+	claim(store, "job-reclaim", "worker-a", 300, &a);
+	cr_assert_eq(a.claim, JOB_CLAIM_ACQUIRED);
+	cr_assert_eq(db_integer("SELECT reclaims FROM dc_jobs WHERE id = $1", "job-reclaim"), 0);
+
+	run_for(fx.loop, 0.4);
+	claim(store, "job-reclaim", "worker-b", 30000, &b);
+	cr_assert_eq(b.claim, JOB_CLAIM_ACQUIRED);
+	cr_assert_eq(db_integer("SELECT reclaims FROM dc_jobs WHERE id = $1", "job-reclaim"), 1);
+
+	/* A busy claim changes nothing. */
+	claim(store, "job-reclaim", "worker-a", 30000, &a);
+	cr_assert_eq(a.claim, JOB_CLAIM_BUSY);
+	cr_assert_eq(db_integer("SELECT reclaims FROM dc_jobs WHERE id = $1", "job-reclaim"), 1);
+	job_store_free(store);
+}
