@@ -411,8 +411,14 @@ static common_status set_value(config *cfg, void *base, const char *section, con
 static bool check_section_header(parse_state *st, const char *line)
 {
 	const char *end = strchr(line, ']');
-	if (end == NULL)
-		return true; /* inih reports the syntax error */
+	if (end == NULL) {
+		/* inih would go on and blame the next key for being outside a section. */
+		common_error_set(st->err, COMMON_ERR_INVALID, ERROR_CODE,
+		                 "%s:%d: unterminated section header: a [section] line needs its "
+		                 "closing ]",
+		                 st->path, st->line);
+		return false;
+	}
 	size_t len = (size_t)(end - line - 1);
 	char name[CONFIG_LINE_MAX + 1];
 	memcpy(name, line + 1, len);

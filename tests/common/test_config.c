@@ -404,3 +404,9 @@ Test(config, example_file_loads)
 	cr_assert_str_eq(p->client_secret, "example-secret");
 	config_free(cfg);
 }
+
+Test(config, unterminated_section_header_named)
+{
+	load_bad("[worker\na = 1\n", "%s:1: unterminated section header");
+	load_bad("[redis]\nport = 6379\n  [worker\n", "%s:3: unterminated section header");
+}
