@@ -19,7 +19,7 @@
 #include "log.h"
 
 /* Schema version this build reads and writes. */
-#define MIGRATE_REQUIRED_VERSION 2
+#define MIGRATE_REQUIRED_VERSION 3
 /* Files accepted in one migrations folder. */
 #define MIGRATE_FILES_MAX 1000
 /* Largest migration file, in bytes. */

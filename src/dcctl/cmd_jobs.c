@@ -28,15 +28,16 @@ static const char jobs_help[] =
 	"  --status STATE    queued, running, succeeded, conflict, reauthorization_required,\n"
 	"                    failed or dead\n"
 	"  --type TYPE       discover, exchange_code, apply, refresh or revert\n"
-	"  --domain NAME     jobs whose payload domain is NAME\n"
+	"  --domain NAME     jobs for domain NAME (an apply job's domain is its host in\n"
+	"                    the authorization's zone)\n"
 	"  --since TIME      created at or after TIME (RFC 3339, or a PostgreSQL timestamp)\n"
 	"  --until TIME      created before TIME\n"
 	"  --limit N         rows to print, 1 to 100000 (default 100)\n" DCCTL_COMMON_HELP;
 
 static const char job_sql[] =
 	"SELECT id, type, queue, state, attempts, reclaims, last_error, last_http_status, "
-	"authorization_id::text, payload::text, result::text, created_at, updated_at, "
-	"finished_at FROM dc_jobs WHERE id = $1";
+	"authorization_id::text, domain, payload::text, result::text, created_at, updated_at, "
+	"not_before AS due_at, finished_at FROM dc_jobs WHERE id = $1";
 
 static const char events_sql[] =
 	"SELECT at, event, detail::text FROM dc_job_events WHERE job_id = $1 ORDER BY id";
@@ -282,9 +283,9 @@ int cmd_jobs(dcctl *ctx, int argc, char **argv)
 	PGresult *res = PQexecParams(conn,
 		"SELECT id, type, queue, state, attempts, last_error, "
 		"to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS created_at, "
-		"payload->>'domain' AS domain FROM dc_jobs "
+		"coalesce(domain, payload->>'domain') AS domain FROM dc_jobs "
 		"WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR type = $2) "
-		"AND ($3::text IS NULL OR payload->>'domain' = lower($3)) "
+		"AND ($3::text IS NULL OR coalesce(domain, payload->>'domain') = lower($3)) "
 		"AND ($4::timestamptz IS NULL OR created_at >= $4) "
 		"AND ($5::timestamptz IS NULL OR created_at < $5) "
 		"ORDER BY created_at DESC, id LIMIT $6::integer", 6, NULL, params, NULL, NULL, 0);

@@ -31,6 +31,7 @@ static const char *const state_names[JOB_STATE_COUNT] = {
 	[JOB_STATE_MARK_REAUTH] = "mark_reauthorization",
 	[JOB_STATE_COUNT_RESCHEDULES] = "count_reschedules",
 	[JOB_STATE_COMMIT] = "commit",
+	[JOB_STATE_DEFER] = "defer",
 	[JOB_STATE_PUBLISH] = "publish",
 	[JOB_STATE_ACK] = "ack",
 	[JOB_STATE_SCHEDULE] = "schedule",
@@ -206,6 +207,9 @@ void job_transition(job *j, job_state state)
 		break;
 	case JOB_STATE_COMMIT:
 		state_commit(j);
+		break;
+	case JOB_STATE_DEFER:
+		job_state_defer(j);
 		break;
 	case JOB_STATE_PUBLISH:
 		state_publish(j);
@@ -406,10 +410,9 @@ static void state_parse(job *j)
 	j->max_attempts = j->spec->max_attempts > 0 ? j->spec->max_attempts
 	                                            : (int)j->env->cfg->worker.max_attempts;
 
-	/* A job due later waits in the scheduled set, not in a worker. */
+	/* A job due later waits in the scheduled set, not in a worker, with its row queued. */
 	if (j->spec->not_before_ms > now) {
-		j->delay_ms = j->spec->not_before_ms - now;
-		job_transition(j, JOB_STATE_SCHEDULE);
+		job_defer(j, j->spec->not_before_ms - now, "not_before");
 		return;
 	}
 	job_transition(j, JOB_STATE_CLAIM);
@@ -692,7 +695,7 @@ static void commit_cb(void *arg, job_store_result *result)
 	if (strcmp(j->status, "queued") == 0) {
 		log_write(j->env->log, LOG_LEVEL_INFO, &f, "job %s; retrying in %lld ms", j->event,
 		          j->delay_ms);
-		job_transition(j, JOB_STATE_SCHEDULE);
+		job_defer(j, j->delay_ms, j->event);
 		return;
 	}
 	log_write(j->env->log,

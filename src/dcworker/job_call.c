@@ -75,10 +75,12 @@ static bool type_uses_authorization(job_type type)
 
 void job_begin_work(job *j)
 {
-	if (type_uses_authorization(j->spec->type))
+	if (type_uses_authorization(j->spec->type)) {
 		job_transition(j, JOB_STATE_LOAD_AUTH);
-	else
-		job_transition(j, JOB_STATE_CALL);
+		return;
+	}
+	job_record_domain(j);
+	job_transition(j, JOB_STATE_CALL);
 }
 
 /* Fills j->dcp from the provider section P. */
@@ -185,6 +187,7 @@ static void load_auth_cb(void *arg, job_store_result *result)
 	job_authorization_free(j->auth);
 	j->auth = result->authorization;
 	result->authorization = NULL;
+	job_record_domain(j);
 	use_authorization(j);
 }
 

@@ -102,6 +102,57 @@ static void start_renewal(job *j)
 	ev_timer_start(j->env->loop, &j->gate.renew_timer);
 }
 
+/* Giving a long wait back */
+
+static void release_lease_cb(void *arg, refresh_lease_result *result)
+{
+	job *j = arg;
+
+	if (!job_callback_enter(j))
+		return;
+	if (result->error.status != JOB_STORE_OK)
+		gate_log(j, LOG_LEVEL_WARN, job_store_status_name(result->error.status),
+		         "refresh lease", "releasing it failed; it ends with its lease");
+}
+
+/*
+ * True when J has waited at the gate so long that it gives its place back.
+ * Then J releases the zone lock, the slot and its refresh lease, and is
+ * deferred by WAIT_MS (the gate's reported wait, EXACT or an upper bound).
+ */
+static bool gate_park(job *j, long long wait_ms, bool exact, const char *reason)
+{
+	job_store_error err = {0};
+	long long waited = job_now_ms() - j->gate.wait_started_ms;
+	long long delay = wait_ms;
+
+	if (waited < JOB_GATE_WAIT_MAX_MS)
+		return false;
+	if (delay < JOB_GATE_PARK_MIN_MS)
+		delay = JOB_GATE_PARK_MIN_MS;
+	if (!exact && delay > JOB_GATE_PARK_MAX_MS)
+		delay = JOB_GATE_PARK_MAX_MS;
+	delay = poll_delay(j, delay, delay);
+
+	log_fields f = job_log_fields(j, "gate");
+	f.error = reason;
+	log_write(j->env->log, LOG_LEVEL_INFO, &f,
+	          "waited %lld ms at the gate (%s); giving the place back, due again in %lld ms",
+	          waited, reason, delay);
+	job_gate_leave(j);
+	ev_timer_stop(j->env->loop, &j->wait_timer);
+	j->wait_then = NULL;
+	if (j->lease_held && j->auth != NULL) {
+		j->lease_held = false;
+		if (refresh_lease_release(j->env->store, j->auth->id, j->lease_owner, release_lease_cb,
+		                          j, &err) == JOB_STORE_OK)
+			job_callback_expect(j);
+	}
+	j->parking = true;
+	job_defer(j, delay, reason);
+	return true;
+}
+
 /* The steps */
 
 /* A Redis error: log it and try the step again shortly. */
@@ -124,6 +175,8 @@ static void zone_cb(void *arg, zone_lock_result *result)
 	if (!result->held) {
 		long long wait = result->wait_ms < 0 ? JOB_GATE_POLL_MS : result->wait_ms;
 
+		if (gate_park(j, wait, false, "zone_lock_busy"))
+			return;
 		job_wait(j, poll_delay(j, wait, JOB_GATE_POLL_MS), gate_step);
 		return;
 	}
@@ -143,6 +196,8 @@ static void slot_cb(void *arg, pacing_result *result)
 		return;
 	}
 	if (!result->granted) {
+		if (gate_park(j, result->wait_ms, false, "in_flight_full"))
+			return;
 		job_wait(j, poll_delay(j, result->wait_ms, JOB_GATE_POLL_MS), gate_step);
 		return;
 	}
@@ -163,6 +218,8 @@ static void take_cb(void *arg, pacing_result *result)
 	}
 	if (!result->granted) {
 		/* The bucket returns the time until the next token, so wait that long. */
+		if (gate_park(j, result->wait_ms, true, "rate_limited"))
+			return;
 		job_wait(j, poll_delay(j, result->wait_ms, 60000), gate_step);
 		return;
 	}

@@ -11,7 +11,8 @@
  *   rate of 0 takes no token.
  *
  * A refused step waits in the worker (a timer on the job) and is tried
- * again; waiting uses no attempt and writes nothing to PostgreSQL. Held
+ * again, for up to JOB_GATE_WAIT_MAX_MS; after that the job gives its place
+ * back and is scheduled again (job_defer). Waiting uses no attempt. Held
  * leases are renewed every third of their length until job_gate_leave, so
  * a long call keeps them. job_gate_leave and job_gate_stop give the zone
  * lock and the slot back without waiting for the reply; a release that gets
@@ -28,6 +29,21 @@
 #include "pacing.h"
 #include "zone_lock.h"
 
+/*
+ * Longest wait at the gate inside the worker. A job refused for longer gives
+ * its in-flight place back: it releases every lease it holds, is recorded
+ * as queued and goes to the scheduled set, without using an attempt, so one
+ * busy zone cannot fill a worker with waiting jobs.
+ */
+#define JOB_GATE_WAIT_MAX_MS 2000
+/*
+ * Bounds of the delay of a job that gave its wait back. The zone lock and
+ * the slot report the holder's remaining lease, which is only an upper
+ * bound (the holder usually releases sooner), so their delay is capped at
+ * JOB_GATE_PARK_MAX_MS; the rate token's wait is exact and is used as is.
+ */
+#define JOB_GATE_PARK_MIN_MS 200
+#define JOB_GATE_PARK_MAX_MS 2000
 /* Maximum pause between two tries of a refused zone lock or slot. */
 #define JOB_GATE_POLL_MS 100
 /* Pause after a Redis error before the step runs again. */

@@ -28,6 +28,7 @@ typedef enum job_state {
 	JOB_STATE_MARK_REAUTH,       /* authorization status to reauthorization_required */
 	JOB_STATE_COUNT_RESCHEDULES, /* reading how many free reschedules were used */
 	JOB_STATE_COMMIT,            /* writing the outcome: row, result and event */
+	JOB_STATE_DEFER,             /* row to queued with its due time, before SCHEDULE */
 	JOB_STATE_PUBLISH,           /* result hash and PUBLISH */
 	JOB_STATE_ACK,               /* XACK + XDEL of the entry */
 	JOB_STATE_SCHEDULE,          /* retry later: schedule, acknowledging the entry */
@@ -105,7 +106,10 @@ struct job {
 	const char *status;           /* result status, or "queued" for a retry */
 	const char *event;            /* event appended with the commit */
 	bool counts_attempt;          /* the commit adds this run's attempt */
-	long long delay_ms;           /* for SCHEDULE */
+	long long delay_ms;           /* for DEFER and SCHEDULE */
+	int64_t due_ms;               /* due time DEFER recorded, ms since the epoch */
+	const char *defer_reason;     /* static text for the "scheduled" event */
+	bool parking;                 /* DEFER gives back a gate wait: the row is running under us */
 	char error_code[JOB_ERROR_CODE_MAX];
 	char message[JOB_MESSAGE_MAX];
 
@@ -159,6 +163,23 @@ void job_state_call(job *j);
 void job_state_store_auth(job *j);
 void job_state_mark_reauth(job *j);
 void job_state_count_reschedules(job *j);
+
+/* Deferred jobs (job_defer.c). */
+void job_state_defer(job *j);
+
+/*
+ * Records J as queued and due in DELAY_MS in PostgreSQL, with a "scheduled"
+ * event naming REASON (static text), then schedules it in Redis and
+ * acknowledges the entry. Uses no attempt.
+ */
+void job_defer(job *j, long long delay_ms, const char *reason);
+
+/*
+ * Fills the row's authorization_id and domain from j->auth (zone, with the
+ * apply host in front) or from the job's domain, without waiting for the
+ * reply; a failure is only logged.
+ */
+void job_record_domain(job *j);
 
 /* Type-specific first state after a successful claim. */
 void job_begin_work(job *j);
