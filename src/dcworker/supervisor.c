@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,11 +47,19 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Runs in the child: default signal dispositions, nothing blocked, then the worker. */
-static void run_child(supervisor *s, int index)
+/*
+ * Runs in the child: a SIGTERM when the supervisor dies (so the worker
+ * drains as on a normal stop instead of running on as an orphan), default
+ * signal dispositions, nothing blocked, then the worker. PARENT is the
+ * supervisor's pid read before the fork: when it died before prctl took
+ * effect, the child has been re-parented already and stops at once.
+ */
+static void run_child(supervisor *s, int index, pid_t parent)
 {
 	sigset_t none;
 
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent)
+		_exit(1);
 	signal(SIGTERM, SIG_DFL);
 	signal(SIGINT, SIG_DFL);
 	signal(SIGHUP, SIG_DFL);
@@ -64,6 +73,7 @@ static bool spawn(supervisor *s, int index)
 {
 	slot *sl = &s->slots[index];
 	log_fields f = {.action = "spawn"};
+	pid_t parent = getpid();
 	pid_t pid;
 
 	fflush(stdout);
@@ -75,7 +85,7 @@ static bool spawn(supervisor *s, int index)
 		return false;
 	}
 	if (pid == 0)
-		run_child(s, index);
+		run_child(s, index, parent);
 
 	sl->pid = pid;
 	sl->started_ms = now_ms();
