@@ -376,11 +376,13 @@ for latency in $latencies; do
 	if [ -n "$perf_pid" ]; then
 		wait "$perf_pid" || true
 		echo "perf profile (system-wide, 5 s during the run), CPU share by process and library:"
-		perf report -i "$work/perf.data" --no-children --sort comm,dso --stdio 2>/dev/null |
-			grep -v '^#' | grep -v '^$' | head -n 25 | sed 's/^/    /'
+		perf report -i "$work/perf.data" --no-children --sort comm,dso --stdio -g none \
+			>"$work/perf-dso.txt" 2>/dev/null || true
+		grep -v -e '^#' -e '^$' "$work/perf-dso.txt" | awk 'NR <= 15 { print "    " $0 }'
 		echo "top symbols:"
-		perf report -i "$work/perf.data" --no-children --sort comm,sym --stdio -g none 2>/dev/null |
-			grep -v '^#' | grep -v '^$' | head -n 25 | sed 's/^/    /'
+		perf report -i "$work/perf.data" --no-children --sort comm,sym --stdio -g none \
+			>"$work/perf-sym.txt" 2>/dev/null || true
+		grep -v -e '^#' -e '^$' "$work/perf-sym.txt" | awk 'NR <= 25 { print "    " $0 }'
 	fi
 	first_run=false
 done
