@@ -487,7 +487,7 @@ static void emit_suppressed(log_ctx *log, rate_slot *slot)
 	log->pending--;
 }
 
-/* Writes the summaries whose interval has passed; called on every log_write. */
+/* Writes the summaries whose interval has passed. log_write calls it first. */
 static void flush_due(log_ctx *log)
 {
 	if (log->pending == 0)

@@ -18,10 +18,10 @@
 #define RESULT_TIMEOUT_MS 60000
 /* grace_period_s of the fixture's config. */
 #define GRACE_MS 10000
-/* Slack on top of the grace period for a worker to exit. */
+/* Extra time after the grace period for a worker to exit. */
 #define EXIT_MARGIN_MS 5000
 
-/* A key list for the runs without the fixture; the id is "polish". */
+/* Key list of the runs without the fixture, with key id "polish". */
 #define POLISH_KEY_B64 "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 #define POLISH_KEYS "polish:" POLISH_KEY_B64
 
@@ -183,7 +183,7 @@ static char *write_config(const char *text)
 	return path;
 }
 
-Test(daemon_polish, check_config_names_key_and_warns)
+Test(daemon_polish, check_config_names_key_and_warns, .timeout = 60)
 {
 	setenv("DCWORKER_TOKEN_KEYS", POLISH_KEYS, 1);
 	char *path = write_config("[worker]\ntemplate_provider_id = app.example.test\n\n"
@@ -212,7 +212,7 @@ Test(daemon_polish, check_config_names_key_and_warns)
 	free(path);
 }
 
-Test(daemon_polish, missing_provider_id_plain_error)
+Test(daemon_polish, missing_provider_id_plain_error, .timeout = 60)
 {
 	setenv("DCWORKER_TOKEN_KEYS", POLISH_KEYS, 1);
 	char *path = write_config("[worker]\nin_flight = 4\n");
