@@ -161,9 +161,9 @@ static queue_status check_job(const char *job, size_t job_len, queue_error *err)
 {
 	if (job == NULL || job_len == 0)
 		return queue_fail(err, QUEUE_ERR_INVALID_ARGUMENT, "job is empty");
-	if (job_len > QUEUE_TEXT_MAX)
+	if (job_len > QUEUE_JOB_MAX)
 		return queue_fail(err, QUEUE_ERR_INVALID_ARGUMENT,
-		                  "job is %zu bytes, over the limit of %d", job_len, QUEUE_TEXT_MAX);
+		                  "job is %zu bytes, over the limit of %d", job_len, QUEUE_JOB_MAX);
 	return QUEUE_OK;
 }
 
@@ -737,9 +737,9 @@ queue_status queue_publish_result(queue *q, const char *job_id, const char *stat
 		                  QUEUE_JOB_ID_MAX);
 	if (status == NULL || status[0] == '\0' || strlen(status) > QUEUE_STATUS_NAME_MAX)
 		return queue_fail(err, QUEUE_ERR_INVALID_ARGUMENT, "result status is invalid");
-	if (json_len == 0 || json_len > QUEUE_TEXT_MAX)
+	if (json_len == 0 || json_len > QUEUE_JOB_MAX)
 		return queue_fail(err, QUEUE_ERR_INVALID_ARGUMENT,
-		                  "result JSON is empty or over %d bytes", QUEUE_TEXT_MAX);
+		                  "result JSON is empty or over %d bytes", QUEUE_JOB_MAX);
 
 	snprintf(key, sizeof(key), QUEUE_RESULT_PREFIX "%s", job_id);
 	arg_eval(&a, queue_script_result, 1);

@@ -38,8 +38,6 @@
 
 #include <ev.h>
 
-#include "job_spec.h"
-
 /* Result of every queue call. Values are stable; OK is 0. */
 typedef enum queue_status {
 	QUEUE_OK = 0,
@@ -61,13 +59,8 @@ const char *queue_status_name(queue_status status);
 #define QUEUE_NAME_MAX 32
 /* Longest stream entry id: two 20-digit numbers and a dash. */
 #define QUEUE_ENTRY_ID_MAX 48
-/*
- * Largest job JSON handed to the caller, the documented job cap (64 KiB);
- * longer ones arrive with job NULL and their length in job_len.
- */
-#define QUEUE_JOB_MAX JOB_SPEC_MAX_BYTES
-/* Largest job text queue_enqueue and queue_schedule accept, and largest result JSON. */
-#define QUEUE_TEXT_MAX (256 * 1024)
+/* Largest job JSON handed to the caller; longer ones arrive with job NULL. */
+#define QUEUE_JOB_MAX (256 * 1024)
 /* Most entries one fetch or reclaim returns. */
 #define QUEUE_BATCH_MAX 1000
 /* Most queues one queue object reads. */

@@ -1,7 +1,7 @@
 /*
  * Daemon tests of rough edges a new user meets: workers outliving a killed
- * supervisor, the job size cap in the worker's message, and the output of
- * --check-config and of start-up config errors.
+ * supervisor, and the output of --check-config and of start-up config
+ * errors.
  */
 #include <criterion/criterion.h>
 
@@ -118,29 +118,6 @@ Test(daemon_polish, killed_supervisor_takes_workers, .init = setup, .fini = tear
 	json_decref(result);
 	free(state);
 	free(authorization);
-}
-
-Test(daemon_polish, oversized_job_names_cap, .init = setup, .fini = teardown, .timeout = 120)
-{
-	size_t len = 300 * 1024;
-	char *job = malloc(len + 1);
-
-	cr_assert_not_null(job);
-	memset(job, ' ', len);
-	memcpy(job, "{\"id\":\"huge\"}", 13);
-	job[len] = '\0';
-	cr_assert(dd_daemon_start(env, 1));
-	cr_assert(dd_enqueue(env, job));
-	free(job);
-
-	long long deadline = dd_now_ms() + 30000;
-	while (dd_log_count(env, "too_large") == 0 && dd_now_ms() < deadline)
-		usleep(50000);
-	char *log = dd_log(env);
-	cr_expect_not_null(strstr(log, "larger than 65536 bytes (307200 bytes)"),
-	                   "the message does not name the 64 KiB cap and the size:\n%s", log);
-	cr_expect_null(strstr(log, "262144"), "the message names a cap other than 64 KiB");
-	free(log);
 }
 
 /* Runs dcworker with ARGS; OUTPUT gets stdout and stderr. Returns the wait status. */
