@@ -119,6 +119,7 @@ static const key_def provider_keys[] = {
 	 "client_secret_file"},
 	{"token_placement", KIND_PLACEMENT, P(token_placement), 0, 0, NULL, NULL},
 	{"service_id_in_path", KIND_BOOL, P(service_id_in_path), 0, 0, NULL, NULL},
+	/* 0 turns the shared rate limit off for this provider. */
 	{"rate", KIND_DOUBLE, P(rate), 0, 100000, NULL, NULL},
 	{"burst", KIND_LONG, P(burst), 1, 100000, NULL, NULL},
 	{"max_concurrency", KIND_LONG, P(max_concurrency), 1, 100000, NULL, NULL},
@@ -360,10 +361,10 @@ static common_status set_value(config *cfg, void *base, const char *section, con
 		errno = 0;
 		char *end = NULL;
 		double d = strtod(value, &end);
-		if (*value == '\0' || *end != '\0' || errno == ERANGE || !isfinite(d) || d <= key->min ||
+		if (*value == '\0' || *end != '\0' || errno == ERANGE || !isfinite(d) || d < key->min ||
 		    d > key->max) {
-			snprintf(problem, sizeof(problem),
-			         "must be a number greater than %ld and at most %ld", key->min, key->max);
+			snprintf(problem, sizeof(problem), "must be a number from %ld to %ld", key->min,
+			         key->max);
 			return value_error(err, origin, section, key->name, value, problem);
 		}
 		*(double *)member = d;

@@ -384,9 +384,15 @@ static void state_parse(job *j)
 		j->status = "failed";
 		j->event = "failed";
 		snprintf(j->error_code, sizeof(j->error_code), "too_large");
-		snprintf(j->message, sizeof(j->message),
-		         "the entry has no \"job\" field or it is larger than %d bytes (%zu bytes)",
-		         QUEUE_JOB_MAX, j->msg.job_len);
+		if (j->msg.job_len > 0)
+			snprintf(j->message, sizeof(j->message),
+			         "the job is %zu bytes, over the limit of %d bytes; split it or "
+			         "shorten its params",
+			         j->msg.job_len, JOB_SPEC_MAX_BYTES);
+		else
+			snprintf(j->message, sizeof(j->message),
+			         "the stream entry has no \"job\" field; enqueue with "
+			         "XADD <queue> * job <json>");
 		reject_job(j);
 		return;
 	}

@@ -129,7 +129,7 @@ static const char sql_commit[] =
 static const char sql_get_authorization[] =
 	"SELECT id::text, dns_provider, zone, status, token_type, access_token, refresh_token,"
 	" (extract(epoch FROM expires_at) * 1000)::bigint, version"
-	" FROM dc_authorizations WHERE id::text = $1";
+	" FROM dc_authorizations WHERE id = $1::uuid";
 
 /* Argument checks */
 

@@ -341,7 +341,9 @@ static void on_queue_event(void *arg, queue_event event, const char *detail)
 {
 	worker *w = arg;
 	log_level level = event == QUEUE_EVENT_CONNECTED ? LOG_LEVEL_INFO : LOG_LEVEL_WARN;
-	log_fields f = {.action = "redis", .error = queue_event_name(event)};
+	/* A connect is news, not an error: only failures fill the error field. */
+	log_fields f = {.action = "redis",
+	                .error = event == QUEUE_EVENT_CONNECTED ? NULL : queue_event_name(event)};
 
 	log_write(w->log, level, &f, "Redis: %s", detail != NULL ? detail : "");
 	if (event == QUEUE_EVENT_CONNECTED)
@@ -352,7 +354,9 @@ static void on_store_event(void *arg, job_store_event event, int slot, const cha
 {
 	worker *w = arg;
 	log_level level = event == JOB_STORE_EVENT_CONNECTED ? LOG_LEVEL_INFO : LOG_LEVEL_WARN;
-	log_fields f = {.action = "postgres", .error = job_store_event_name(event)};
+	log_fields f = {.action = "postgres",
+	                .error = event == JOB_STORE_EVENT_CONNECTED ? NULL
+	                                                            : job_store_event_name(event)};
 
 	log_write(w->log, level, &f, "PostgreSQL connection %d: %s", slot,
 	          detail != NULL ? detail : "");
@@ -669,6 +673,7 @@ int worker_run(const char *config_path, int index)
 	log_write(w.log, LOG_LEVEL_INFO, &f, "worker %d started as consumer %s, in_flight %ld", index,
 	          w.owner, w.in_flight_max);
 	ev_run(w.loop, 0);
+	f.action = "stop";
 	log_write(w.log, LOG_LEVEL_INFO, &f, "worker %d stopped", index);
 	status = 0;
 out:

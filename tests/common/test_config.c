@@ -164,7 +164,7 @@ Test(config, errors_name_file_and_line)
 	load_bad("[provider.x]\ntoken_placement = header\n",
 	         "%s:2: [provider.x] token_placement = \"header\": must be one of default, query, json, form");
 	load_bad("[provider.x]\nservice_id_in_path = maybe\n", "must be true or false");
-	load_bad("[provider.x]\nrate = 0\n", "%s:2: [provider.x] rate = \"0\": must be a number greater than 0");
+	load_bad("[provider.x]\nrate = -1\n", "%s:2: [provider.x] rate = \"-1\": must be a number from 0 to 100000");
 	load_bad("[provider.x]\nrate = nan\n", "rate = \"nan\": must be a number");
 	load_bad("[worker]\nqueues = a,,a\n", "%s:2: [worker] queues = \"a,,a\": must be 1 to 8 distinct");
 	load_bad("[worker]\nqueues = Fast\n", "must be 1 to 8 distinct names");
@@ -409,4 +409,12 @@ Test(config, unterminated_section_header_named)
 {
 	load_bad("[worker\na = 1\n", "%s:1: unterminated section header");
 	load_bad("[redis]\nport = 6379\n  [worker\n", "%s:3: unterminated section header");
+}
+
+Test(config, zero_rate_disables_limit)
+{
+	config *cfg = load_ok("[worker]\ntemplate_provider_id = a\n"
+	                      "[provider.ionos]\nurl_api = https://x\nrate = 0\n");
+	cr_assert_float_eq(cfg->providers[0].rate, 0.0, 1e-9);
+	config_free(cfg);
 }

@@ -60,6 +60,8 @@ static long outcome_lines(const char *id, const char *status)
 Test(daemon_input, bad_jobs_fail_naming_field, .init = setup, .fini = teardown, .timeout = 120)
 {
 	static char large[80 * 1024];
+	/* Over the queue's own cap, so the worker never parses it. */
+	static char huge[300 * 1024];
 	char *big_value = malloc(JOB_SPEC_MAX_BYTES + 100);
 
 	cr_assert_not_null(big_value);
@@ -70,6 +72,10 @@ Test(daemon_input, bad_jobs_fail_naming_field, .init = setup, .fini = teardown, 
 	         "\",\"service_id\":\"web\",\"params\":{\"ip\":\"%s\"}}",
 	         big_value);
 	free(big_value);
+	snprintf(huge, sizeof(huge), "{\"id\":\"bad-huge\",\"type\":\"apply\",\"note\":\"");
+	size_t used = strlen(huge);
+	memset(huge + used, 'b', sizeof(huge) - used - 3);
+	memcpy(huge + sizeof(huge) - 3, "\"}", 3);
 
 	const bad_job table[] = {
 		{"bad-large", large, "too_large", "bytes"},
@@ -96,6 +102,7 @@ Test(daemon_input, bad_jobs_fail_naming_field, .init = setup, .fini = teardown, 
 	size_t count = sizeof(table) / sizeof(table[0]);
 
 	cr_assert(dd_enqueue(env, "{not json"));
+	cr_assert(dd_enqueue(env, huge));
 	for (size_t i = 0; i < count; i++)
 		cr_assert(dd_enqueue(env, table[i].json), "%s was not enqueued", table[i].id);
 
@@ -119,12 +126,14 @@ Test(daemon_input, bad_jobs_fail_naming_field, .init = setup, .fini = teardown, 
 		free(state);
 	}
 
-	/* The unparsable entry went to the dead letters, logged once. */
+	/* The unparsable and the oversized entries went to the dead letters, logged once. */
 	redisReply *r = redisCommand(env->redis_conn, "XLEN {dc}:dead");
 	cr_assert(r != NULL && r->type == REDIS_REPLY_INTEGER);
-	cr_expect_eq(r->integer, 1);
+	cr_expect_eq(r->integer, 2);
 	freeReplyObject(r);
 	cr_expect_eq(dd_log_count(env, "invalid_json"), 1);
+	cr_expect_eq(dd_log_count(env, "307199 bytes, over the limit of 65536 bytes"), 1,
+	             "the oversized job's message does not name the size cap");
 	cr_expect_eq(dd_log_count(env, "c0de-c0de"), 0, "a code reached the log");
 
 	/* The worker still runs jobs. */
