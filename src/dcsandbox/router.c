@@ -386,6 +386,27 @@ static void make_oversized(sb_request *req, sb_response *resp)
 	req->stream_len = size;
 }
 
+
+/*
+ * Counts a request and ends its in-flight mark once. Called when its response
+ * is queued, so a client that reads the counters right after the response
+ * sees it, and again on completion for requests that never got one.
+ */
+static void count_request(sb_request *req)
+{
+	sb_server *srv = req->server;
+
+	if (req->counted)
+		return;
+	pthread_mutex_lock(&srv->lock);
+	if (req->overlap_zone != NULL) {
+		sb_overlap_leave(req->overlap_zone);
+		req->overlap_zone = NULL;
+	}
+	sb_stats_count(srv->stats, req->provider_index, req->endpoint, req->status);
+	pthread_mutex_unlock(&srv->lock);
+	req->counted = true;
+}
 static enum MHD_Result send_response(sb_request *req, sb_response *resp)
 {
 	struct MHD_Response *r;
@@ -422,6 +443,7 @@ static enum MHD_Result send_response(sb_request *req, sb_response *resp)
 
 	req->status = resp->status;
 	req->phase = SB_PHASE_ANSWERED;
+	count_request(req);
 	enum MHD_Result rc = MHD_queue_response(req->conn, (unsigned)resp->status, r);
 	MHD_destroy_response(r);
 	return rc;
@@ -578,12 +600,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (req == NULL)
 		return;
 
-	pthread_mutex_lock(&srv->lock);
-	if (req->overlap_zone != NULL)
-		sb_overlap_leave(req->overlap_zone);
-	sb_stats_count(srv->stats, req->provider_index, req->endpoint, req->status);
-	pthread_mutex_unlock(&srv->lock);
-
+	count_request(req);
 	if (srv->opts.log_requests)
 		log_request(req, toe);
 	json_decref(req->body_params);

@@ -88,6 +88,7 @@ typedef struct sb_request {
 	json_t *body_params;    /* object of body parameters (JSON or form), lazily parsed */
 	bool body_params_done;
 	sb_zone *overlap_zone;  /* counted as in flight for apply/revert */
+	bool counted;           /* already in the counters, before its response was queued */
 	int64_t start_ms;
 	int status;             /* sent status, for the log */
 	/* response body streaming for slow and oversized bodies */

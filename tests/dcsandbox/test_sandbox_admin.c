@@ -250,3 +250,25 @@ Test(sandbox_admin, host_with_final_dot_400)
 	sbh_resp_clear(&r);
 	free(token);
 }
+
+/* The counters include a request as soon as its response has arrived. */
+Test(sandbox_admin, counters_include_answered_request)
+{
+	for (int i = 1; i <= 100; i++) {
+		sbh_resp r;
+
+		sbh_request(h, "GET", SBH_ALPHA_HOST, "/v2/" SBH_ZONE "/settings", NULL, NULL, NULL, &r);
+		cr_assert_eq(r.status, 200, "settings request %d returned %ld", i, r.status);
+		sbh_resp_clear(&r);
+
+		sbh_request(h, "GET", "localhost", "/admin/counters", NULL, NULL, NULL, &r);
+		json_t *counters = json_loads(r.body, 0, NULL);
+		cr_assert_not_null(counters, "counters are not JSON: %s", r.body);
+		json_t *requests = json_object_get(counters, "requests");
+		json_t *settings = json_object_get(json_object_get(requests, SBH_ALPHA_ID), "settings");
+		cr_assert_eq(json_integer_value(json_object_get(settings, "200")), i,
+		             "request %d is missing from the counters: %s", i, r.body);
+		json_decref(counters);
+		sbh_resp_clear(&r);
+	}
+}
