@@ -411,3 +411,117 @@ Test(daemon_hostile, refresh_holder_killed_before_store, .fini = teardown, .time
 	expect_job("refresh-next", "succeeded");
 	free(authorization);
 }
+
+/* Enqueues COUNT apply jobs PREFIX-<n> of AUTHORIZATION. */
+static void enqueue_applies(const char *prefix, const char *authorization, int count)
+{
+	for (int i = 0; i < count; i++) {
+		char id[32];
+
+		snprintf(id, sizeof(id), "%s-%d", prefix, i);
+		enqueue_text(dd_apply_text(id, authorization, "192.0.2.37"));
+	}
+}
+
+static void expect_applies(const char *prefix, int count, const char *expected)
+{
+	for (int i = 0; i < count; i++) {
+		char id[32];
+
+		snprintf(id, sizeof(id), "%s-%d", prefix, i);
+		expect_job(id, expected);
+	}
+}
+
+Test(daemon_hostile, storm_429_with_rate_zero, .fini = teardown, .timeout = 90)
+{
+	/* rate = 0 turns the rate token off: a 429 must not halve it to a stall. */
+	char *authorization = start("0", "16", "15000", 2);
+	long applies0 = dd_sandbox_count(env, "apply");
+
+	cr_assert(dd_sandbox_faults(env, "{\"errors\":\"429:1\",\"retry_after\":1,"
+	                                 "\"endpoints\":\"apply\"}"));
+	enqueue_applies("zero", authorization, 8);
+	cr_assert(wait_calls_above("apply", applies0 + 3, 10000), "too few calls during the storm");
+	cr_assert(dd_sandbox_faults(env, "{}"));
+	expect_applies("zero", 8, "succeeded");
+	cr_expect_eq(query_number("SELECT max(attempts) FROM dc_jobs WHERE id LIKE $1", "zero-%"), 1,
+	             "a 429 used an attempt");
+	free(authorization);
+}
+
+Test(daemon_hostile, token_429_keeps_refresh_token, .fini = teardown, .timeout = 90)
+{
+	char *authorization = start("20", "16", "2000", 1);
+	long long version0 = auth_version(authorization);
+	long calls0 = dd_sandbox_count(env, "token");
+
+	cr_assert(dd_sandbox_faults(env, "{\"errors\":\"429:1\",\"retry_after\":1,"
+	                                 "\"endpoints\":\"token\"}"));
+	expire_access_tokens();
+	enqueue_applies("tok429", authorization, 3);
+	cr_assert(wait_calls_above("token", calls0 + 1, 10000), "too few token calls");
+	cr_assert(dd_sandbox_faults(env, "{}"));
+	expect_applies("tok429", 3, "succeeded");
+	expect_auth_status(authorization, "active");
+	cr_expect_eq(auth_version(authorization), version0 + 1, "one rotation after the 429s");
+	cr_expect_eq(query_number("SELECT max(attempts) FROM dc_jobs WHERE id LIKE $1", "tok429-%"),
+	             1, "a 429 of the token endpoint used an attempt");
+	free(authorization);
+}
+
+Test(daemon_hostile, keys_rotated_between_runs, .fini = teardown, .timeout = 90)
+{
+	char *authorization = start("0", "16", "15000", 2);
+	long long version0 = auth_version(authorization);
+	long calls0 = dd_sandbox_count(env, "token");
+
+	cr_assert(dd_sandbox_faults(env, "{\"latency_ms\":50,\"endpoints\":\"apply\"}"));
+	enqueue_applies("keys", authorization, 30);
+	cr_assert(wait_calls_above("apply", 5, 10000));
+	cr_assert_geq(dd_daemon_stop(env, SIGTERM, 15000), 0);
+
+	/* A new first key while jobs are still queued, and the access token expires. */
+	char keys[256];
+	snprintf(keys, sizeof(keys), "test2:ISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+P0A=,%s",
+	         getenv("DCWORKER_TOKEN_KEYS"));
+	setenv("DCWORKER_TOKEN_KEYS", keys, 1);
+	expire_access_tokens();
+	cr_assert(dd_daemon_start(env, 2));
+	expect_applies("keys", 30, "succeeded");
+
+	char *key_id = dd_query(env, "SELECT token_key_id FROM dc_authorizations WHERE id = $1::uuid",
+	                        authorization);
+	cr_expect_str_eq(key_id, "test2", "the refresh must re-encrypt under the new key");
+	free(key_id);
+	cr_expect_eq(auth_version(authorization) - version0, 1, "one rotation for one expiry");
+	cr_expect_eq(dd_sandbox_count(env, "token") - calls0, 1);
+	free(authorization);
+}
+
+Test(daemon_hostile, slot_holder_killed_frees, .fini = teardown, .timeout = 90)
+{
+	/* One in-flight slot, leased for total_timeout_ms 2000 + 5 s. */
+	char *authorization = start("0", "1", "2000", 1);
+	long applies0 = dd_sandbox_count(env, "apply");
+
+	cr_assert(dd_sandbox_faults(env, "{\"latency_ms\":1800,\"endpoints\":\"apply\"}"));
+	enqueue_text(dd_apply_text("slot-held", authorization, "192.0.2.38"));
+	cr_assert(wait_log("\"job_id\":\"slot-held\",\"action\":\"call_provider\"", 10000),
+	          "the apply never started");
+	pause_ms(300);
+	cr_assert_eq(dd_sandbox_count(env, "apply"), applies0, "the apply call already returned");
+	kill_worker();
+	long long killed_at = dd_now_ms();
+	cr_assert(dd_sandbox_faults(env, "{}"));
+
+	/* A refresh takes the provider's slot but not the zone lock. */
+	enqueue_text(refresh_text("slot-refresh", authorization));
+	expect_job("slot-refresh", "succeeded");
+	long long freed_ms = dd_now_ms() - killed_at;
+	fprintf(stderr, "slot_holder_killed_frees: refresh done %lld ms after the kill\n", freed_ms);
+	cr_expect_lt(freed_ms, 20000, "the slot stayed taken far beyond its lease");
+	expect_job("slot-held", "succeeded");
+	expect_auth_status(authorization, "active");
+	free(authorization);
+}
