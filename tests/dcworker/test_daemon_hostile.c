@@ -525,3 +525,33 @@ Test(daemon_hostile, slot_holder_killed_frees, .fini = teardown, .timeout = 90)
 	expect_auth_status(authorization, "active");
 	free(authorization);
 }
+
+Test(daemon_hostile, apply_401_storm_no_burn, .fini = teardown, .timeout = 90)
+{
+	char *authorization = start("0", "16", "2000", 2);
+	long long version0 = auth_version(authorization);
+	long calls0 = dd_sandbox_count(env, "token");
+	long applies0 = dd_sandbox_count(env, "apply");
+
+	/*
+	 * Every apply answers 401, so every job refreshes once and retries once.
+	 * The jobs share one rotation, and a second 401 ends each of them as
+	 * reauthorization_required.
+	 */
+	cr_assert(dd_sandbox_faults(env, "{\"errors\":\"401:1\",\"endpoints\":\"apply\"}"));
+	enqueue_applies("unauth", authorization, 6);
+	cr_assert(wait_calls_above("apply", applies0 + 6, 10000), "too few calls during the storm");
+	expect_applies("unauth", 6, "reauthorization_required");
+	cr_assert(dd_sandbox_faults(env, "{}"));
+
+	long long rotations = auth_version(authorization) - version0;
+	long calls = dd_sandbox_count(env, "token") - calls0;
+	fprintf(stderr, "apply_401_storm_no_burn: %ld token calls, %lld rotations\n", calls,
+	        rotations);
+	cr_expect_eq(rotations, 1, "one rotation shared by six jobs");
+	cr_expect_eq(calls, rotations, "a token call without a stored rotation");
+	cr_expect_eq(query_number("SELECT max(attempts) FROM dc_jobs WHERE id LIKE $1", "unauth-%"),
+	             1);
+	expect_auth_status(authorization, "reauthorization_required");
+	free(authorization);
+}
