@@ -534,7 +534,7 @@ Test(daemon_hostile, apply_401_storm_no_burn, .fini = teardown, .timeout = 90)
 	long applies0 = dd_sandbox_count(env, "apply");
 
 	/*
-	 * Every apply answers 401, so every job refreshes once and retries once.
+	 * Every apply returns 401, so every job refreshes once and retries once.
 	 * The jobs share one rotation, and a second 401 ends each of them as
 	 * reauthorization_required.
 	 */
