@@ -418,7 +418,7 @@ static void state_parse(job *j)
 
 	/* A job due later waits in the scheduled set, not in a worker, with its row queued. */
 	if (j->spec->not_before_ms > now) {
-		job_defer(j, j->spec->not_before_ms - now, "not_before");
+		job_defer_until(j, j->spec->not_before_ms, "not_before");
 		return;
 	}
 	job_transition(j, JOB_STATE_CLAIM);

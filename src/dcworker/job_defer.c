@@ -126,7 +126,6 @@ void job_state_defer(job *j)
 	char *detail = NULL;
 	json_t *detail_json;
 
-	j->due_ms = job_now_ms() + j->delay_ms;
 	detail_json = json_pack("{s:s, s:I, s:s}", "reason", j->defer_reason, "delay_ms",
 	                        (json_int_t)j->delay_ms, "owner", j->env->owner);
 	if (detail_json != NULL)
@@ -156,7 +155,15 @@ void job_state_defer(job *j)
 
 void job_defer(job *j, long long delay_ms, const char *reason)
 {
-	j->delay_ms = delay_ms > 0 ? delay_ms : 0;
+	job_defer_until(j, job_now_ms() + (delay_ms > 0 ? delay_ms : 0), reason);
+}
+
+void job_defer_until(job *j, int64_t due_ms, const char *reason)
+{
+	int64_t now = job_now_ms();
+
+	j->due_ms = due_ms;
+	j->delay_ms = due_ms > now ? due_ms - now : 0;
 	j->defer_reason = reason;
 	job_transition(j, JOB_STATE_DEFER);
 }

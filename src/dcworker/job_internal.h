@@ -174,6 +174,9 @@ void job_state_defer(job *j);
  */
 void job_defer(job *j, long long delay_ms, const char *reason);
 
+/* Defers a job to an absolute due time (ms since the epoch), such as its not_before. */
+void job_defer_until(job *j, int64_t due_ms, const char *reason);
+
 /*
  * Fills the row's authorization_id and domain from j->auth (zone, with the
  * apply host in front) or from the job's domain, without waiting for the
