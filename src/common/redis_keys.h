@@ -2,10 +2,8 @@
  * Redis key names of dcworker, shared by the worker and dcctl.
  *
  * Every key carries the hash tag {dc}, so the Lua scripts that touch several
- * keys stay valid on Redis Cluster. The names here must match the ones the
- * worker writes.
- * NOTE: src/dcworker/queue.c and pacing.c still spell these names
- * themselves; they should include this header instead.
+ * keys stay valid on Redis Cluster. The worker's queue and pacing code and
+ * dcctl all take the names from here.
  */
 #ifndef DC_COMMON_REDIS_KEYS_H
 #define DC_COMMON_REDIS_KEYS_H

@@ -13,6 +13,7 @@
 #include <hiredis/hiredis.h>
 
 #include "queue_conn.h"
+#include "redis_keys.h"
 
 /* Floor of the rate under penalties, as a divisor of the configured rate. */
 #define PACING_DEFAULT_FLOOR_DIVISOR 16.0
@@ -196,7 +197,7 @@ static long penalty_ms(const pacing_limits *limits)
 
 static void make_key(char key[PACING_KEY_MAX], const char *provider, const char *suffix)
 {
-	snprintf(key, PACING_KEY_MAX, "{dc}:pace:%s%s", provider, suffix);
+	snprintf(key, PACING_KEY_MAX, REDIS_KEY_PACE_PREFIX "%s%s", provider, suffix);
 }
 
 /* Reply parsing */

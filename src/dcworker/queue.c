@@ -9,14 +9,16 @@
 
 #include "queue_conn.h"
 #include "queue_scripts.h"
+#include "redis_keys.h"
 
-#define QUEUE_GROUP "dcworker"
-#define QUEUE_KEY_PREFIX "{dc}:queue:"
-#define QUEUE_SCHEDULED_KEY "{dc}:scheduled"
-#define QUEUE_DEAD_KEY "{dc}:dead"
-#define QUEUE_RESULT_PREFIX "{dc}:result:"
-#define QUEUE_RESULT_CHANNEL "dc:results"
-#define QUEUE_CALLS_PREFIX "{dc}:provider_calls:"
+/* The key names dcctl reads too, from one header. */
+#define QUEUE_GROUP REDIS_GROUP
+#define QUEUE_KEY_PREFIX REDIS_KEY_QUEUE_PREFIX
+#define QUEUE_SCHEDULED_KEY REDIS_KEY_SCHEDULED
+#define QUEUE_DEAD_KEY REDIS_KEY_DEAD
+#define QUEUE_RESULT_PREFIX REDIS_KEY_RESULT_PREFIX
+#define QUEUE_RESULT_CHANNEL REDIS_RESULT_CHANNEL
+#define QUEUE_CALLS_PREFIX REDIS_KEY_PROVIDER_CALLS_PREFIX
 #define QUEUE_REASON_MAX 512
 #define QUEUE_STATUS_NAME_MAX 64
 
