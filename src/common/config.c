@@ -86,6 +86,8 @@ static const key_def worker_keys[] = {
 	{"backoff_cap_ms", KIND_LONG, C(worker.backoff_cap_ms), 1, 86400000, NULL, NULL},
 	{"refresh_skew_s", KIND_LONG, C(worker.refresh_skew_s), 0, 86400, NULL, NULL},
 	{"keepalive_days", KIND_LONG, C(worker.keepalive_days), 0, 3650, NULL, NULL},
+	{"reconcile_interval_s", KIND_LONG, C(worker.reconcile_interval_s), 0, 86400, NULL, NULL},
+	{"reconcile_grace_s", KIND_LONG, C(worker.reconcile_grace_s), 1, 86400, NULL, NULL},
 	{"token_key_file", KIND_STRING, C(worker.token_key_file), 0, 0, NULL, NULL},
 	{"migrations_dir", KIND_STRING, C(worker.migrations_dir), 0, 0, NULL, NULL},
 };
@@ -233,6 +235,8 @@ static void set_defaults(config *cfg)
 	cfg->worker.backoff_cap_ms = 300000;
 	cfg->worker.refresh_skew_s = 300;
 	cfg->worker.keepalive_days = 20;
+	cfg->worker.reconcile_interval_s = 60;
+	cfg->worker.reconcile_grace_s = 60;
 	cfg->log.level = LOG_LEVEL_INFO;
 	cfg->dns.timeout_ms = 5000;
 }

@@ -94,6 +94,8 @@ typedef struct config {
 		long backoff_cap_ms;
 		long refresh_skew_s;
 		long keepalive_days;
+		long reconcile_interval_s; /* 0: the reconciler is off */
+		long reconcile_grace_s;
 		char *token_key_file;
 		char *migrations_dir;
 	} worker;

@@ -5,9 +5,8 @@
  *   retry, a Retry-After reschedule, a wait parked by the gate) first gets
  *   its dc_jobs row in state "queued" with its payload and due time
  *   (not_before), and a "scheduled" event. A Redis that loses the scheduled
- *   set therefore keeps the job in PostgreSQL.
- *   TODO: no reconciler enqueues such a row again yet; it waits for a
- *   client or an operator to enqueue the job once more.
+ *   set therefore keeps the job in PostgreSQL, and the reconciler
+ *   (reconcile.h) enqueues it again once it is past due.
  * - Once known, the row's authorization_id and domain are filled in, so
  *   jobs can be listed by domain whatever their type.
  */

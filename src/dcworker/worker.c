@@ -14,6 +14,7 @@
 #include "config.h"
 #include "job.h"
 #include "keepalive.h"
+#include "reconcile.h"
 #include "log.h"
 
 typedef struct worker {
@@ -27,6 +28,7 @@ typedef struct worker {
 	job_store *store;
 	metrics *metrics;
 	keepalive *keepalive;        /* NULL when keepalive_days is 0 */
+	reconcile *reconcile;        /* NULL when reconcile_interval_s is 0 */
 	job_env env;
 	char owner[128];
 
@@ -43,6 +45,7 @@ typedef struct worker {
 	ev_timer reclaim_timer;
 	ev_timer promote_timer;
 	ev_timer keepalive_timer;
+	ev_timer reconcile_timer;
 	ev_timer grace_timer;
 	ev_signal sigterm_watcher;
 	ev_signal sigint_watcher;
@@ -335,6 +338,72 @@ static void open_keepalive(worker *w)
 		           err.message);
 }
 
+/* PostgreSQL reconciler */
+
+static void reconciled_job_cb(void *arg, const char *id, const char *queue_name)
+{
+	worker *w = arg;
+	log_fields f = {.action = "reconcile", .job_id = id};
+
+	log_write(w->log, LOG_LEVEL_WARN, &f,
+	          "job %s was unfinished in PostgreSQL and missing from Redis; enqueued it again "
+	          "on queue %s",
+	          id, queue_name);
+}
+
+static void reconcile_done_cb(void *arg, const reconcile_report *report)
+{
+	worker *w = arg;
+	log_fields f = {.action = "reconcile"};
+
+	if (report->error.status != JOB_STORE_OK) {
+		f.error = job_store_status_name(report->error.status);
+		log_write(w->log, LOG_LEVEL_WARN, &f, "reconciler run failed: %s; enqueued %zu",
+		          report->error.message, report->enqueued);
+	} else if (report->queue_error.status != QUEUE_OK) {
+		f.error = queue_status_name(report->queue_error.status);
+		log_write(w->log, LOG_LEVEL_WARN, &f, "reconciler run failed: %s; enqueued %zu",
+		          report->queue_error.message, report->enqueued);
+	} else if (report->enqueued > 0) {
+		log_write(w->log, LOG_LEVEL_INFO, &f,
+		          "reconciler enqueued %zu of %zu unfinished jobs again", report->enqueued,
+		          report->examined);
+	}
+}
+
+static void reconcile_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	worker *w = t->data;
+	job_store_error err = {0};
+	job_store_status status;
+
+	(void)loop;
+	(void)revents;
+	if (w->draining || w->reconcile == NULL)
+		return;
+	status = reconcile_run(w->reconcile, reconcile_done_cb, reconciled_job_cb, w, &err);
+	if (status != JOB_STORE_OK && status != JOB_STORE_ERR_BUSY)
+		log_simple(w, LOG_LEVEL_WARN, "reconcile", job_store_status_name(status), err.message);
+}
+
+/* Creates the reconciler when reconcile_interval_s is set. A failure is logged. */
+static void open_reconcile(worker *w)
+{
+	job_store_error err = {0};
+	reconcile_options opts = {
+		.owner = w->owner,
+		.interval_s = w->cfg->worker.reconcile_interval_s,
+		.grace_s = w->cfg->worker.reconcile_grace_s,
+	};
+
+	if (w->cfg->worker.reconcile_interval_s <= 0)
+		return;
+	w->reconcile = reconcile_new(w->store, w->queue, &opts, &err);
+	if (w->reconcile == NULL)
+		log_simple(w, LOG_LEVEL_ERROR, "reconcile", job_store_status_name(err.status),
+		           err.message);
+}
+
 /* Connection events */
 
 static void on_queue_event(void *arg, queue_event event, const char *detail)
@@ -388,6 +457,7 @@ static void stop_signal_cb(struct ev_loop *loop, ev_signal *s, int revents)
 	ev_timer_stop(loop, &w->reclaim_timer);
 	ev_timer_stop(loop, &w->promote_timer);
 	ev_timer_stop(loop, &w->keepalive_timer);
+	ev_timer_stop(loop, &w->reconcile_timer);
 	log_write(w->log, LOG_LEVEL_INFO, &f,
 	          "signal %d: no new jobs; waiting up to %ld s for %zu jobs in flight", s->signum,
 	          w->cfg->worker.grace_period_s, w->jobs_count);
@@ -587,6 +657,12 @@ static void start_watchers(worker *w)
 	w->keepalive_timer.data = w;
 	if (w->keepalive != NULL)
 		ev_timer_start(w->loop, &w->keepalive_timer);
+	ev_timer_init(&w->reconcile_timer, reconcile_timer_cb,
+	              (double)w->cfg->worker.reconcile_interval_s,
+	              (double)w->cfg->worker.reconcile_interval_s);
+	w->reconcile_timer.data = w;
+	if (w->reconcile != NULL)
+		ev_timer_start(w->loop, &w->reconcile_timer);
 	ev_init(&w->grace_timer, grace_timer_cb);
 	w->grace_timer.data = w;
 
@@ -613,6 +689,8 @@ static void close_components(worker *w)
 		job_cancel(w->jobs[w->jobs_count - 1]);
 	keepalive_free(w->keepalive);
 	w->keepalive = NULL;
+	reconcile_free(w->reconcile);
+	w->reconcile = NULL;
 	queue_free(w->queue);
 	job_store_free(w->store);
 	while (w->jobs_count > 0)
@@ -649,6 +727,7 @@ int worker_run(const char *config_path, int index)
 		goto out;
 	metrics_set_probes(w.metrics, in_flight_gauge, ready_probe, &w);
 	open_keepalive(&w);
+	open_reconcile(&w);
 
 	w.env = (job_env){
 		.loop = w.loop,
