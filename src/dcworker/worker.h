@@ -5,8 +5,10 @@
  *
  * The loop fetches new entries while fewer than [worker] in_flight jobs run,
  * reclaims entries other consumers left pending past the visibility timeout,
- * promotes due scheduled jobs to their queues, and enqueues keep-alive
- * refreshes for authorizations idle for [worker] keepalive_days.
+ * promotes due scheduled jobs to their queues, enqueues keep-alive refreshes
+ * for authorizations idle for [worker] keepalive_days, and re-enqueues jobs
+ * whose PostgreSQL row is overdue but which Redis no longer holds (the
+ * reconciler, every [worker] reconcile_interval_s).
  *
  * Signals: SIGTERM and SIGINT stop fetching and let the jobs in flight finish
  * within [worker] grace_period_s; jobs still running then are abandoned
