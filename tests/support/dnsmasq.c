@@ -213,6 +213,11 @@ int ts_dnsmasq_port(const ts_dnsmasq *d)
 	return d->port;
 }
 
+const char *ts_dnsmasq_dir(const ts_dnsmasq *d)
+{
+	return d->dir;
+}
+
 void ts_dnsmasq_stop(ts_dnsmasq *d)
 {
 	if (d == NULL)

@@ -792,8 +792,10 @@ static started_server start_in_exiting_process(server_kind kind)
 			}
 		} else if (kind == SERVER_DNSMASQ) {
 			ts_dnsmasq *d = ts_dnsmasq_start(NULL, 0);
-			if (d != NULL)
+			if (d != NULL) {
 				info.port = ts_dnsmasq_port(d);
+				snprintf(info.dir, sizeof info.dir, "%s", ts_dnsmasq_dir(d));
+			}
 		} else {
 			ts_postgres *p = ts_postgres_start();
 			if (p != NULL) {

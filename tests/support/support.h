@@ -172,6 +172,9 @@ const char *ts_dnsmasq_servers(const ts_dnsmasq *d);
 /* Return the port dnsmasq listens on (UDP and TCP). */
 int ts_dnsmasq_port(const ts_dnsmasq *d);
 
+/* Return the temporary folder holding dnsmasq's log; ts_dnsmasq_stop removes it. */
+const char *ts_dnsmasq_dir(const ts_dnsmasq *d);
+
 /* Kill and reap dnsmasq; accepts NULL. */
 void ts_dnsmasq_stop(ts_dnsmasq *d);
 
