@@ -17,7 +17,8 @@
  * Secrets never come from the file: client secrets are read from the
  * environment variable or file named by client_secret_env/client_secret_file,
  * and the PostgreSQL and Redis passwords likewise from password_env or
- * password_file. A secret key in the file is an error that says so.
+ * password_file. A secret key in the file is rejected with an error naming
+ * the key.
  */
 #ifndef DC_COMMON_CONFIG_H
 #define DC_COMMON_CONFIG_H

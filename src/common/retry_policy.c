@@ -136,7 +136,10 @@ static uint64_t default_random(void *arg)
 	if (getrandom(&value, sizeof(value), 0) == (ssize_t)sizeof(value))
 		return value;
 
-	/* getrandom cannot fail for 8 bytes once the pool is ready; jitter from the clock. */
+	/*
+	 * getrandom fails for 8 bytes only before the entropy pool is ready or on
+	 * a signal, so the clock is a rare fallback that only spreads the jitter.
+	 */
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	value = (uint64_t)ts.tv_nsec * 6364136223846793005ULL + (uint64_t)ts.tv_sec;

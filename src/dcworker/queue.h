@@ -86,7 +86,7 @@ typedef enum queue_event {
 const char *queue_event_name(queue_event event);
 
 /*
- * Called on connection events. DETAIL says what happened, with the address
+ * Called on connection events. DETAIL describes the event, with the address
  * and Redis's error text; it contains no job data. The callback may call any
  * queue function, queue_free included.
  */

@@ -33,7 +33,7 @@
 
 /* The lock that lets one worker run per interval; its value is the holder. */
 #define RECONCILE_LOCK_KEY "{dc}:reconcile:lock"
-/* Rows examined per run unless max_per_run says otherwise. */
+/* Rows examined per run unless max_per_run sets another number. */
 #define RECONCILE_DEFAULT_MAX_PER_RUN 100
 /* Largest interval and grace in seconds. */
 #define RECONCILE_SECONDS_MAX 86400L
